@@ -1,0 +1,37 @@
+# Two commands set everything up: `make run` (train + evaluate the multi-task model) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run test test-unit test-notebooks test-browser bench bundle report clean
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# torch first and alone: any other torch spec pulls a multi-GB CUDA build on CPU machines.
+$(STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/nerqa run
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 NERQA_TINY=1 TQDM_DISABLE=1 $(PY) -m pytest -q tests
+	HF_HUB_OFFLINE=1 NERQA_TINY=1 TQDM_DISABLE=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+test-unit: $(STAMP)
+	HF_HUB_OFFLINE=1 NERQA_TINY=1 TQDM_DISABLE=1 $(PY) -m pytest -q tests
+
+test-notebooks: $(STAMP)
+	HF_HUB_OFFLINE=1 NERQA_TINY=1 TQDM_DISABLE=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks
+
+clean:
+	rm -rf runs outputs .pytest_cache

@@ -1,0 +1,1 @@
+"""Extensions of the multi-task model: loss balancing, soft sharing, LoRA adapters."""
