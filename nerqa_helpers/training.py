@@ -1,0 +1,412 @@
+"""The custom multi-task training loop, its evaluation, and the history it keeps.
+
+One step = one batch of one task: forward on that task's head, loss λ_task · L_task, backward,
+clip, optimiser and scheduler step. ``accelerate.Accelerator`` makes the same code run on a CPU,
+one GPU, or several processes (``accelerate launch`` / ``torchrun``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from .metrics import ner_scores, squad_scores, squad_v2_scores
+from .preprocessing import ner_logits_to_tags, postprocess_qa_predictions
+from .sampling import MODEL_INPUTS, MultiTaskDataLoader, make_collators
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the step, task and batch."""
+
+
+@dataclass
+class TrainingConfig:
+    """Everything the loop needs to know besides the model and the data."""
+
+    output_dir: str = "runs/multitask"
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    task_epochs: dict = field(default_factory=lambda: {"ner": 1.0, "qa": 1.0})
+    max_steps: int | None = None
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    gradient_accumulation_steps: int = 1
+    strategy: str = "proportional"
+    temperature: float = 2.0
+    group_by_length: bool = True
+    eval_every: int | None = None
+    early_stopping_patience: int | None = None
+    log_every: int = 10
+    mixed_precision: str = "auto"
+    seed: int = 0
+    save_best: bool = True
+    num_workers: int = 0
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    progress: bool = True
+    cpu: bool = False
+
+
+@dataclass
+class TaskData:
+    """A task's tokenized training features, and what evaluation needs.
+
+    ner: ``eval_features`` from ``tokenize_ner`` (with ``example_index`` and ``word_ids``) and
+    ``references`` (word-level IOB2 tags per sentence). qa: ``eval_features`` from
+    ``tokenize_qa(split_kind="eval")`` and ``eval_examples`` (the raw SQuAD examples).
+    """
+
+    train_features: object | None = None
+    eval_features: object | None = None
+    eval_examples: object | None = None
+    references: list | None = None
+    version_2: bool = False
+
+
+class History:
+    """Every logged training step and every evaluation, as records → DataFrame / JSON."""
+
+    def __init__(self, records: list[dict] | None = None):
+        self.records = list(records or [])
+
+    def log(self, **record) -> None:
+        self.records.append(record)
+
+    def frame(self, kind: str | None = None) -> pd.DataFrame:
+        """All records (or those of one ``kind``: ``"train"`` / ``"eval"``) as a DataFrame."""
+        rows = [r for r in self.records if kind is None or r.get("kind") == kind]
+        return pd.DataFrame(rows)
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.records, indent=1))
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "History":
+        return cls(json.loads(Path(path).read_text()))
+
+
+@dataclass
+class TrainResult:
+    history: History
+    metrics: dict
+    best_metrics: dict | None
+    output_dir: str
+    train_seconds: float
+
+
+def build_tasks(tokenizer, ner=None, qa=None, eval_split: str = "validation", ner_max_length: int = 128,
+                qa_max_length: int = 384, doc_stride: int = 128, version_2: bool = False) -> dict[str, TaskData]:
+    """Tokenize each task's ``DatasetDict`` once: train features, evaluation features, references.
+
+    ``ner``: CoNLL-style DatasetDict (``tokens``, ``ner_tags``); ``qa``: SQuAD-style DatasetDict.
+    Either may be ``None`` (single-task runs).
+    """
+    from .preprocessing import tokenize_ner, tokenize_qa
+
+    tasks: dict[str, TaskData] = {}
+    if ner is not None:
+        names = ner["train"].features["ner_tags"].feature.names if "train" in ner else None
+        evaluation = ner[eval_split] if eval_split in ner else None
+        tasks["ner"] = TaskData(
+            train_features=tokenize_ner(ner["train"], tokenizer, max_length=ner_max_length) if "train" in ner else None,
+            eval_features=tokenize_ner(evaluation, tokenizer, max_length=ner_max_length) if evaluation is not None else None,
+            references=[[names[tag] for tag in tags] for tags in evaluation["ner_tags"]] if evaluation is not None else None,
+        )
+    if qa is not None:
+        evaluation = qa[eval_split] if eval_split in qa else None
+        settings = {"max_length": qa_max_length, "doc_stride": doc_stride}
+        tasks["qa"] = TaskData(
+            train_features=tokenize_qa(qa["train"], tokenizer, split_kind="train", **settings) if "train" in qa else None,
+            eval_features=tokenize_qa(evaluation, tokenizer, split_kind="eval", **settings) if evaluation is not None else None,
+            eval_examples=evaluation,
+            version_2=version_2,
+        )
+    return tasks
+
+
+# -- evaluation -------------------------------------------------------------------------------
+def _batches(features, batch_size: int, collate: Callable):
+    """Yield padded batches of ``features`` in order (evaluation keeps the order)."""
+    keys = [key for key in MODEL_INPUTS if key in features.column_names and key not in ("labels", "start_positions", "end_positions")]
+    order = np.argsort([len(ids) for ids in features["input_ids"]], kind="stable")
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size].tolist()
+        rows = features[indices]
+        yield indices, collate([{key: rows[key][i] for key in keys} for i in range(len(indices))])
+
+
+@torch.no_grad()
+def predict_features(model, features, task: str, tokenizer, batch_size: int = 128, device=None) -> list:
+    """Run ``task``'s head over tokenized ``features``, sorted by length, results in input order.
+
+    Returns per feature: NER — tag ids (T,); QA — (start_logits (T,), end_logits (T,)), both
+    numpy, trimmed to the feature's own length.
+    """
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    collate = make_collators(tokenizer)["qa"]  # plain padding; labels are not needed here
+    results: list = [None] * len(features)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if _bf16_ok(device) else _null()
+    for indices, batch in _batches(features, batch_size, collate):
+        batch = {key: value.to(device) for key, value in batch.items()}
+        with autocast:
+            output = model(**batch, task=task)
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        if task == "ner":
+            tags = output.logits.argmax(dim=-1).cpu().numpy()
+            for row, index in enumerate(indices):
+                results[index] = tags[row, : lengths[row]]
+        else:
+            starts, ends = output.start_logits.float().cpu().numpy(), output.end_logits.float().cpu().numpy()
+            for row, index in enumerate(indices):
+                results[index] = (starts[row, : lengths[row]], ends[row, : lengths[row]])
+    model.train(was_training)
+    return results
+
+
+def evaluate_ner(model, tokenizer, data: TaskData, batch_size: int = 128) -> dict:
+    """Entity-level seqeval scores on words (not sub-words): {"f1", "precision", "recall", ...}."""
+    predictions = predict_features(model, data.eval_features, "ner", tokenizer, batch_size)
+    num_words = [len(tags) for tags in data.references]
+    label_names = model.config.ner_label_names
+    predicted_tags = ner_logits_to_tags(data.eval_features, predictions, num_words, label_names)
+    return ner_scores(data.references, predicted_tags)
+
+
+def evaluate_qa(model, tokenizer, data: TaskData, batch_size: int = 128, n_best_size: int = 20,
+                max_answer_length: int = 30) -> dict:
+    """SQuAD Exact Match and F1 after n-best span post-processing across windows."""
+    outputs = predict_features(model, data.eval_features, "qa", tokenizer, batch_size)
+    start_logits = [start for start, _ in outputs]
+    end_logits = [end for _, end in outputs]
+    answers = postprocess_qa_predictions(
+        data.eval_examples, data.eval_features, start_logits, end_logits,
+        n_best_size=n_best_size, max_answer_length=max_answer_length, version_2=data.version_2,
+    )
+    references = {example["id"]: example["answers"]["text"] for example in data.eval_examples}
+    predictions = {key: answer["text"] for key, answer in answers.items()}
+    if data.version_2:
+        return squad_v2_scores(predictions, references)
+    return squad_scores(predictions, references)
+
+
+def evaluate(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfig | None = None) -> dict:
+    """Flat metrics for every task that has evaluation data, plus the combined ``score``."""
+    config = config or TrainingConfig()
+    metrics: dict = {}
+    if "ner" in tasks and tasks["ner"].eval_features is not None:
+        scores = evaluate_ner(model, tokenizer, tasks["ner"], config.eval_batch_size)
+        metrics.update({f"ner_{key}": value for key, value in scores.items() if key != "per_type"})
+        metrics["ner_per_type"] = scores.get("per_type", {})
+    if "qa" in tasks and tasks["qa"].eval_features is not None:
+        scores = evaluate_qa(model, tokenizer, tasks["qa"], config.eval_batch_size,
+                             config.n_best_size, config.max_answer_length)
+        metrics.update({f"qa_{key}": value for key, value in scores.items()})
+    metrics["score"] = combined_score(metrics)
+    return metrics
+
+
+def combined_score(metrics: Mapping) -> float:
+    """Mean of NER F1 and QA F1 over the tasks evaluated (the checkpoint selection score)."""
+    parts = [metrics[key] for key in ("ner_f1", "qa_f1") if key in metrics]
+    return float(np.mean(parts)) if parts else float("nan")
+
+
+# -- training ---------------------------------------------------------------------------------
+def make_accelerator(config: TrainingConfig) -> Accelerator:
+    """Accelerator with bf16 where the device supports it ("auto"), DDP tolerant of idle heads."""
+    precision = config.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() and not config.cpu else "no"
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    return Accelerator(mixed_precision=precision, cpu=config.cpu, kwargs_handlers=handlers,
+                       gradient_accumulation_steps=config.gradient_accumulation_steps)
+
+
+def make_optimizer(model, config: TrainingConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW without weight decay on biases and LayerNorm weights; fused on CUDA."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (no_decay if parameter.ndim < 2 else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.learning_rate, fused=device.type == "cuda")
+
+
+def active_tasks(model, tasks: Mapping[str, TaskData]) -> list[str]:
+    """Tasks with training data and λ > 0 (λ = 0 or no data gives single-task training)."""
+    return [task for task, data in tasks.items() if data.train_features is not None and model.task_weight(task) > 0]
+
+
+def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfig | None = None,
+          step_hook: Callable | None = None) -> TrainResult:
+    """Train ``model`` on ``tasks`` with the multi-task loop; evaluate, keep the best checkpoint.
+
+    ``step_hook(step, task, output, batch)`` is called after each backward pass (before the
+    optimiser step) — the seam for extensions such as gradient probes. Returns the history and
+    the final and best metrics; ``output_dir`` holds ``best/`` (model + tokenizer),
+    ``history.json`` and ``metrics.json``.
+    """
+    config = config or TrainingConfig()
+    set_seed(config.seed)
+    accelerator = make_accelerator(config)
+    training = active_tasks(model, tasks)
+    if not training:
+        raise ValueError("Nothing to train: every task has λ = 0 or no training data.")
+    loader = MultiTaskDataLoader(
+        {task: tasks[task].train_features for task in training}, make_collators(tokenizer),
+        batch_size=config.batch_size, task_epochs=config.task_epochs, strategy=config.strategy,
+        temperature=config.temperature, total_steps=config.max_steps, group_by_length=config.group_by_length,
+        seed=config.seed, num_replicas=accelerator.num_processes, rank=accelerator.process_index,
+        num_workers=config.num_workers, pin_memory=accelerator.device.type == "cuda",
+    )
+    optimizer = make_optimizer(model, config, accelerator.device)
+    updates = math.ceil(len(loader) / config.gradient_accumulation_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * updates), updates)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    output_dir = Path(config.output_dir)
+    history = History()
+    state = {"best": None, "bad_evals": 0, "stop": False}
+    pending: list[tuple[int, str, torch.Tensor, int, int]] = []
+    progress = tqdm(total=len(loader), desc="training", disable=not (config.progress and accelerator.is_main_process))
+    started = time.perf_counter()
+    model.train()
+    for step, (task, batch) in enumerate(loader, start=1):
+        batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in batch.items()}
+        with accelerator.accumulate(model):
+            output = model(**batch, task=task)
+            accelerator.backward(output.loss)
+            if step_hook is not None:
+                step_hook(step, task, output, batch)
+            if accelerator.sync_gradients and config.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            if accelerator.sync_gradients:
+                scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        tokens = int(batch["input_ids"].numel())
+        pending.append((step, task, output.task_loss.detach(), tokens, batch["attention_mask"].sum()))
+        if step % config.log_every == 0 or step == len(loader):
+            _flush(pending, history, scheduler, started, loader)
+            progress.set_postfix(_postfix(history))
+        progress.update(1)
+        if config.eval_every and step % config.eval_every == 0 and step < len(loader):
+            _evaluate_and_keep(model, tokenizer, tasks, config, accelerator, history, state, step, output_dir)
+            if state["stop"]:
+                break
+    progress.close()
+    _flush(pending, history, scheduler, started, loader)
+    train_seconds = time.perf_counter() - started
+    metrics = _evaluate_and_keep(model, tokenizer, tasks, config, accelerator, history, state, step, output_dir)
+    metrics.update(train_seconds=train_seconds, steps=step, task_mix=loader.task_mix())
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        history.to_json(output_dir / "history.json")
+        (output_dir / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=1))
+    accelerator.wait_for_everyone()
+    return TrainResult(history, metrics, state["best"], str(output_dir), train_seconds)
+
+
+def _flush(pending, history: History, scheduler, started: float, loader) -> None:
+    """Move the buffered per-step losses to the host in one sync, check them, and log them."""
+    if not pending:
+        return
+    losses = torch.stack([loss.float() for _, _, loss, _, _ in pending]).tolist()
+    real = torch.stack([torch.as_tensor(count) for *_, count in pending]).tolist()
+    for (step, task, _, tokens, _), loss, real_tokens in zip(pending, losses, real):
+        if not math.isfinite(loss):
+            pending.clear()
+            batch = loader.schedule[step - 1][1]
+            raise TrainingDiverged(
+                f"Loss became {loss} at step {step} on task {task!r} (example indices {batch[:8]}"
+                f"{'...' if len(batch) > 8 else ''}); lower the learning rate or check that batch."
+            )
+        history.log(kind="train", step=step, task=task, loss=loss, lr=scheduler.get_last_lr()[0],
+                    tokens=tokens, real_tokens=int(real_tokens), time=time.perf_counter() - started)
+    pending.clear()
+
+
+def _postfix(history: History) -> dict:
+    last = {}
+    for record in reversed(history.records):
+        if record.get("kind") == "train" and record["task"] not in last:
+            last[record["task"]] = f"{record['loss']:.3f}"
+    return last
+
+
+def _evaluate_and_keep(model, tokenizer, tasks, config, accelerator, history, state, step, output_dir) -> dict:
+    """Evaluate, log, and save the model when its combined score is the best so far."""
+    unwrapped = accelerator.unwrap_model(model)
+    metrics = evaluate(unwrapped, tokenizer, tasks, config)
+    history.log(kind="eval", step=step, **{k: v for k, v in metrics.items() if not isinstance(v, dict)})
+    score = metrics["score"]
+    best = state["best"]
+    if best is None or (math.isfinite(score) and score > best["score"]):
+        state["best"], state["bad_evals"] = {**metrics, "step": step}, 0
+        if config.save_best and accelerator.is_main_process:
+            save_model(unwrapped, tokenizer, output_dir / "best")
+    else:
+        state["bad_evals"] += 1
+        patience = config.early_stopping_patience
+        state["stop"] = patience is not None and state["bad_evals"] >= patience
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def save_model(model, tokenizer, directory: str | os.PathLike) -> Path:
+    """Write model + tokenizer to ``directory`` atomically (temporary folder, then rename)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    temporary = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    model.save_pretrained(temporary)
+    tokenizer.save_pretrained(temporary)
+    previous = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+    if directory.exists():
+        directory.rename(previous)
+    temporary.rename(directory)
+    if previous.exists():
+        import shutil
+
+        shutil.rmtree(previous)
+    return directory
+
+
+def _bf16_ok(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def config_dict(config: TrainingConfig) -> dict:
+    return asdict(config)
