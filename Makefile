@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/nerqa run
+	$(VENV)/bin/nerqa run --output-dir runs/main
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 NERQA_TINY=1 TQDM_DISABLE=1 $(PY) -m pytest -q tests

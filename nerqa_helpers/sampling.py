@@ -217,6 +217,18 @@ class MultiTaskDataLoader:
     def __iter__(self):
         return self.iterate(0)
 
+    def iterate_joint(self, steps: int | None = None, start_step: int = 0):
+        """Yield ``{task: batch}`` with one batch of *every* task per step (for loss balancers
+        such as GradNorm that compare the tasks' gradients within a step). Each task walks its
+        own batches in order and wraps around; ``steps`` defaults to the longest task's count."""
+        steps = steps or max(len(batches) for batches in self.task_batches.values())
+        for step in range(start_step, steps):
+            joint = {}
+            for task, batches in self.task_batches.items():
+                joint[task] = self.collate(task, batches[step % len(batches)])
+                self.produced[task] += 1
+            yield joint
+
     def planned_mix(self) -> dict[str, float]:
         """Share of steps each task gets in the planned schedule."""
         counts = Counter(task for task, _ in self.schedule)

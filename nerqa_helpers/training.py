@@ -254,13 +254,15 @@ def active_tasks(model, tasks: Mapping[str, TaskData]) -> list[str]:
 
 
 def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfig | None = None,
-          step_hook: Callable | None = None) -> TrainResult:
+          step_hook: Callable | None = None, balancer=None) -> TrainResult:
     """Train ``model`` on ``tasks`` with the multi-task loop; evaluate, keep the best checkpoint.
 
-    ``step_hook(step, task, output, batch)`` is called after each backward pass (before the
-    optimiser step) — the seam for extensions such as gradient probes. Returns the history and
-    the final and best metrics; ``output_dir`` holds ``best/`` (model + tokenizer),
-    ``history.json`` and ``metrics.json``.
+    Two seams for the extensions: ``step_hook(step, task_losses, model)`` is called after each
+    backward pass, before the optimiser step (gradient probes); ``balancer`` replaces the fixed
+    λ weighting (``balancer.combine(task_losses, step) -> loss``; with ``balancer.joint`` every
+    step takes one batch of each task; ``balancer.parameters()`` are optimised too and
+    ``balancer.weights()`` are logged). Returns the history and the final and best metrics;
+    ``output_dir`` holds ``best/`` (model + tokenizer), ``history.json`` and ``metrics.json``.
     """
     config = config or TrainingConfig()
     set_seed(config.seed)
@@ -275,42 +277,53 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
         seed=config.seed, num_replicas=accelerator.num_processes, rank=accelerator.process_index,
         num_workers=config.num_workers, pin_memory=accelerator.device.type == "cuda",
     )
+    joint = balancer is not None and getattr(balancer, "joint", False)
+    total = (config.max_steps or max(map(len, loader.task_batches.values()))) if joint else len(loader)
+    steps = loader.iterate_joint(total) if joint else ({task: batch} for task, batch in loader)
     optimizer = make_optimizer(model, config, accelerator.device)
-    updates = math.ceil(len(loader) / config.gradient_accumulation_steps)
+    if balancer is not None and list(balancer.parameters()):
+        optimizer.add_param_group({"params": list(balancer.parameters()), "weight_decay": 0.0})
+    updates = math.ceil(total / config.gradient_accumulation_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * updates), updates)
     model, optimizer = accelerator.prepare(model, optimizer)
     output_dir = Path(config.output_dir)
     history = History()
     state = {"best": None, "bad_evals": 0, "stop": False}
-    pending: list[tuple[int, str, torch.Tensor, int, int]] = []
-    progress = tqdm(total=len(loader), desc="training", disable=not (config.progress and accelerator.is_main_process))
+    pending: list = []
+    progress = tqdm(total=total, desc="training", disable=not (config.progress and accelerator.is_main_process))
     started = time.perf_counter()
     model.train()
-    for step, (task, batch) in enumerate(loader, start=1):
-        batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in batch.items()}
+    for step, batches in enumerate(steps, start=1):
         with accelerator.accumulate(model):
-            output = model(**batch, task=task)
-            accelerator.backward(output.loss)
+            task_losses = {}
+            for task, batch in batches.items():
+                batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in batch.items()}
+                task_losses[task] = model(**batch, task=task).task_loss
+                pending.append((step, task, task_losses[task].detach(), int(batch["input_ids"].numel()),
+                                batch["attention_mask"].sum()))
+            if balancer is not None:
+                loss = balancer.combine(task_losses, step)
+            else:
+                loss = sum(accelerator.unwrap_model(model).task_weight(t) * l for t, l in task_losses.items())
+            accelerator.backward(loss)
             if step_hook is not None:
-                step_hook(step, task, output, batch)
+                step_hook(step, task_losses, accelerator.unwrap_model(model))
             if accelerator.sync_gradients and config.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             if accelerator.sync_gradients:
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-        tokens = int(batch["input_ids"].numel())
-        pending.append((step, task, output.task_loss.detach(), tokens, batch["attention_mask"].sum()))
-        if step % config.log_every == 0 or step == len(loader):
-            _flush(pending, history, scheduler, started, loader)
+        if step % config.log_every == 0 or step == total:
+            _flush(pending, history, scheduler, started, loader, balancer)
             progress.set_postfix(_postfix(history))
         progress.update(1)
-        if config.eval_every and step % config.eval_every == 0 and step < len(loader):
+        if config.eval_every and step % config.eval_every == 0 and step < total:
             _evaluate_and_keep(model, tokenizer, tasks, config, accelerator, history, state, step, output_dir)
             if state["stop"]:
                 break
     progress.close()
-    _flush(pending, history, scheduler, started, loader)
+    _flush(pending, history, scheduler, started, loader, balancer)
     train_seconds = time.perf_counter() - started
     metrics = _evaluate_and_keep(model, tokenizer, tasks, config, accelerator, history, state, step, output_dir)
     metrics.update(train_seconds=train_seconds, steps=step, task_mix=loader.task_mix())
@@ -322,7 +335,7 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
     return TrainResult(history, metrics, state["best"], str(output_dir), train_seconds)
 
 
-def _flush(pending, history: History, scheduler, started: float, loader) -> None:
+def _flush(pending, history: History, scheduler, started: float, loader, balancer=None) -> None:
     """Move the buffered per-step losses to the host in one sync, check them, and log them."""
     if not pending:
         return
@@ -331,13 +344,14 @@ def _flush(pending, history: History, scheduler, started: float, loader) -> None
     for (step, task, _, tokens, _), loss, real_tokens in zip(pending, losses, real):
         if not math.isfinite(loss):
             pending.clear()
-            batch = loader.schedule[step - 1][1]
+            batch = loader.schedule[step - 1][1] if step <= len(loader.schedule) else []
             raise TrainingDiverged(
                 f"Loss became {loss} at step {step} on task {task!r} (example indices {batch[:8]}"
                 f"{'...' if len(batch) > 8 else ''}); lower the learning rate or check that batch."
             )
+        weights = {f"weight_{name}": value for name, value in balancer.weights().items()} if balancer else {}
         history.log(kind="train", step=step, task=task, loss=loss, lr=scheduler.get_last_lr()[0],
-                    tokens=tokens, real_tokens=int(real_tokens), time=time.perf_counter() - started)
+                    tokens=tokens, real_tokens=int(real_tokens), time=time.perf_counter() - started, **weights)
     pending.clear()
 
 

@@ -1,0 +1,298 @@
+"""Command line: ``nerqa train | evaluate | predict | run | stats`` (also ``python -m nerqa_helpers``).
+
+Every command prints one clear line and exits non-zero on bad input (missing files, a folder that
+holds no model, malformed data) instead of a traceback; ``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+EXAMPLE_SENTENCE = "Maria Santos flew from Lisbon to Berlin to meet engineers from Siemens."
+EXAMPLE_CONTEXT = (
+    "The Harbour Bridge in Port Elin was completed in 1932 after eight years of work. "
+    "It was designed by the engineer Lena Brandt and carries a railway and four lanes of traffic."
+)
+EXAMPLE_QUESTION = "Who designed the Harbour Bridge?"
+
+
+class CommandError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+# -- data -------------------------------------------------------------------------------------
+def data_files(args) -> tuple[dict, dict]:
+    """Per-split files given on the command line: ({split: path} for NER, for QA)."""
+    ner = {split: getattr(args, f"ner_{split}") for split in ("train", "validation", "test")}
+    qa = {split: getattr(args, f"qa_{split}") for split in ("train", "validation")}
+    return {k: v for k, v in ner.items() if v}, {k: v for k, v in qa.items() if v}
+
+
+def load_task_datasets(preset, data_dir=None, ner_files=None, qa_files=None, seed=0, tiny=False,
+                       squad_v2=False):
+    """NER and QA DatasetDicts for a preset, and a line that says where they came from."""
+    from . import data
+
+    if tiny or preset.name == "tiny":
+        ner, qa = data.load_tiny("ner"), data.load_tiny("qa_v2" if squad_v2 else "qa")
+        source = f"bundled tiny sample ({data.tiny_data_dir()})"
+    else:
+        directory = data.find_data_dir(data_dir)
+        if directory is None and not (ner_files or qa_files):
+            ner, qa = data.load_hub_conll(), data.load_hub_squad(2 if squad_v2 else 1)
+            source = "the Hugging Face hub"
+        else:
+            ner = data.load_conll(data_dir=directory, files=ner_files or None)
+            qa = data.load_squad(data_dir=directory, files=qa_files or None, version=2 if squad_v2 else 1)
+            source = str(directory) if directory else "files given on the command line"
+    ner = data.subset(ner, {"train": preset.ner_train, "validation": preset.ner_eval, "test": preset.ner_eval}, seed)
+    qa = data.subset(qa, {"train": preset.qa_train, "validation": preset.qa_eval}, seed)
+    return ner, qa, source
+
+
+# -- commands ---------------------------------------------------------------------------------
+def command_train(args) -> dict:
+    """Train the multi-task model (or one task), evaluate it, print and save the metrics."""
+    from .encoders import load_tokenizer
+    from .model import MultiTaskModel
+    from .presets import get_preset
+    from .training import TrainingConfig, build_tasks, evaluate, train
+
+    preset = get_preset(args.preset)
+    ner_files, qa_files = data_files(args)
+    ner, qa, source = load_task_datasets(preset, args.data_dir, ner_files, qa_files, args.seed,
+                                         squad_v2=args.squad_v2)
+    tasks_wanted = set(args.tasks.split(","))
+    print(f"data: {source}")
+    print(f"      NER {_sizes(ner)}; QA {_sizes(qa)}")
+    tokenizer = load_tokenizer(args.encoder)
+    weights = {"ner": args.lambda_ner if "ner" in tasks_wanted else 0.0,
+               "qa": args.lambda_qa if "qa" in tasks_wanted else 0.0}
+    model = MultiTaskModel.from_encoder(args.encoder, ner["train"].features["ner_tags"].feature.names,
+                                        task_weights=weights, shared_layers=args.shared_layers)
+    model.config.version_2_with_negative = bool(args.squad_v2)
+    tasks = build_tasks(tokenizer, ner if "ner" in tasks_wanted else None, qa if "qa" in tasks_wanted else None,
+                        ner_max_length=preset.ner_max_length, qa_max_length=preset.qa_max_length,
+                        doc_stride=preset.doc_stride, version_2=args.squad_v2)
+    config = TrainingConfig(
+        output_dir=args.output_dir, learning_rate=args.learning_rate or preset.learning_rate,
+        batch_size=args.batch_size or preset.batch_size,
+        task_epochs={task: (args.epochs or preset.task_epochs[task]) for task in ("ner", "qa")},
+        max_steps=args.max_steps, strategy=args.strategy, temperature=args.temperature,
+        eval_every=args.eval_every or preset.eval_every, seed=args.seed, progress=not args.quiet,
+        early_stopping_patience=args.early_stopping,
+    )
+    result = train(model, tokenizer, tasks, config)
+    metrics = dict(result.metrics)
+    if "test" in ner and "ner" in tasks_wanted:
+        test_tasks = build_tasks(tokenizer, {"validation": ner["test"]}, None, ner_max_length=preset.ner_max_length)
+        best = MultiTaskModel.from_pretrained(Path(args.output_dir) / "best") if config.save_best else model
+        test = evaluate(best, tokenizer, test_tasks, config)
+        metrics.update({f"test_{key}": value for key, value in test.items() if key.startswith("ner_") and key != "ner_per_type"})
+    metrics.update(preset=preset.name, data=source, encoder=str(args.encoder))
+    Path(args.output_dir, "metrics.json").write_text(json.dumps(_plain(metrics), indent=1))
+    print_metrics(metrics)
+    return metrics
+
+
+def command_evaluate(args) -> dict:
+    """Evaluate a saved model on a preset's validation (and NER test) data."""
+    from .inference import MultiTaskPipeline
+    from .presets import get_preset
+    from .training import TrainingConfig, build_tasks, evaluate
+
+    pipeline = MultiTaskPipeline.from_pretrained(args.model)
+    preset = get_preset(args.preset)
+    ner_files, qa_files = data_files(args)
+    ner, qa, source = load_task_datasets(preset, args.data_dir, ner_files, qa_files, args.seed)
+    _check_labels(pipeline.model, ner)
+    tasks = build_tasks(pipeline.tokenizer, {"validation": ner[args.split]} if args.split in ner else None,
+                        {"validation": qa[args.split]} if args.split in qa else None,
+                        ner_max_length=preset.ner_max_length, qa_max_length=preset.qa_max_length,
+                        doc_stride=preset.doc_stride)
+    metrics = evaluate(pipeline.model, pipeline.tokenizer, tasks, TrainingConfig())
+    metrics.update(split=args.split, data=source)
+    if args.json:
+        print(json.dumps(_plain(metrics), indent=1))
+    else:
+        print_metrics(metrics)
+    return metrics
+
+
+def command_predict(args):
+    """Entities of ``--text``, or the answer to ``--question`` over ``--context``."""
+    from .inference import MultiTaskPipeline
+
+    if args.text is None and args.question is None:
+        raise CommandError("predict needs --text (NER) or --question with --context (QA).")
+    if args.question is not None and args.context is None:
+        raise CommandError("--question needs --context.")
+    pipeline = MultiTaskPipeline.from_pretrained(args.model)
+    result = {}
+    if args.text is not None:
+        result["entities"] = pipeline.ner(args.text)
+    if args.question is not None:
+        answers = pipeline.qa(args.question, args.context, top_k=args.top_k)
+        result["answers"] = answers if isinstance(answers, list) else [answers]
+    if args.json:
+        print(json.dumps(result, indent=1, ensure_ascii=False))
+        return result
+    for entity in result.get("entities", []):
+        print(f"{entity['entity']:<5} {entity['text']!r:<30} [{entity['start']}:{entity['end']}]  {entity['score']:.2f}")
+    if "entities" in result and not result["entities"]:
+        print("(no entities)")
+    for answer in result.get("answers", []):
+        shown = answer["answer"] or "(no answer)"
+        print(f"answer: {shown!r}  [{answer['start']}:{answer['end']}]  score {answer['score']:.2f}")
+    return result
+
+
+def command_run(args) -> dict:
+    """``make run``: train and evaluate on real data when found (``small``), else on ``tiny``."""
+    from . import data
+
+    started = time.perf_counter()
+    directory = data.find_data_dir(args.data_dir)
+    preset = "small" if directory else "tiny"
+    if directory is None:
+        try:
+            data.load_hub_conll()
+            preset = "small"
+        except Exception as error:  # the hub is optional; say what happened and go on with tiny
+            print(f"notice: no real data found (set NERQA_DATA_DIR to a folder with conll2003/ and squad/; "
+                  f"the hub said: {str(error).splitlines()[0]}).")
+            print("notice: training on the bundled tiny sample instead; its scores only show that the code runs.")
+    args.preset, args.data_dir = preset, str(directory) if directory else None
+    metrics = command_train(args)
+    print(f"\ntotal time: {time.perf_counter() - started:.0f} s (training {metrics['train_seconds']:.0f} s)")
+    best = Path(args.output_dir) / "best"
+    predict = argparse.Namespace(model=str(best), text=EXAMPLE_SENTENCE, question=EXAMPLE_QUESTION,
+                                 context=EXAMPLE_CONTEXT, top_k=1, json=False)
+    print(f"\nNER  {EXAMPLE_SENTENCE!r}")
+    print(f"QA   {EXAMPLE_QUESTION!r}")
+    command_predict(predict)
+    return metrics
+
+
+def command_stats(args) -> None:
+    """Sizes of the datasets a preset would use."""
+    from .presets import get_preset
+
+    ner_files, qa_files = data_files(args)
+    ner, qa, source = load_task_datasets(get_preset(args.preset), args.data_dir, ner_files, qa_files, args.seed)
+    print(f"data: {source}\nNER {_sizes(ner)}\nQA  {_sizes(qa)}")
+
+
+# -- output -----------------------------------------------------------------------------------
+def print_metrics(metrics: dict) -> None:
+    """A small table of the headline numbers."""
+    rows = [("NER validation F1", "ner_f1"), ("NER validation precision", "ner_precision"),
+            ("NER validation recall", "ner_recall"), ("NER test F1", "test_ner_f1"),
+            ("QA exact match", "qa_exact_match"), ("QA F1", "qa_f1"), ("training seconds", "train_seconds")]
+    print()
+    for label, key in rows:
+        if key in metrics and metrics[key] is not None:
+            print(f"{label:<26}{metrics[key]:>8.2f}")
+
+
+def _sizes(dataset_dict) -> str:
+    return ", ".join(f"{split} {len(split_data):,}" for split, split_data in dataset_dict.items())
+
+
+def _check_labels(model, ner) -> None:
+    names = ner[next(iter(ner))].features["ner_tags"].feature.names
+    if list(names) != list(model.config.ner_label_names):
+        raise CommandError(f"The model's NER labels {model.config.ner_label_names} differ from the data's {names}.")
+
+
+def _plain(value):
+    from .training import _jsonable
+
+    return _jsonable(value)
+
+
+# -- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nerqa", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def data_options(sub):
+        sub.add_argument("--preset", default="tiny", choices=["tiny", "small", "full"])
+        sub.add_argument("--data-dir", default=None, help="folder with conll2003/ and squad/ (default: $NERQA_DATA_DIR)")
+        for split in ("train", "validation", "test"):
+            sub.add_argument(f"--ner-{split}", default=None, metavar="FILE", help=f"CoNLL file for the NER {split} split")
+        for split in ("train", "validation"):
+            sub.add_argument(f"--qa-{split}", default=None, metavar="FILE", help=f"SQuAD JSON for the QA {split} split")
+        sub.add_argument("--seed", type=int, default=0)
+
+    def train_options(sub):
+        data_options(sub)
+        sub.add_argument("--encoder", default="default", help="'default' (bundled MiniLM), a folder or a hub id")
+        sub.add_argument("--output-dir", default="runs/multitask")
+        sub.add_argument("--tasks", default="ner,qa", help="ner,qa (multi-task) or one task alone")
+        sub.add_argument("--lambda-ner", type=float, default=1.0)
+        sub.add_argument("--lambda-qa", type=float, default=1.0)
+        sub.add_argument("--strategy", default="proportional", choices=["round_robin", "proportional", "temperature", "annealed"])
+        sub.add_argument("--temperature", type=float, default=2.0)
+        sub.add_argument("--epochs", type=float, default=None, help="passes over each task's data (default: the preset's)")
+        sub.add_argument("--max-steps", type=int, default=None)
+        sub.add_argument("--batch-size", type=int, default=None)
+        sub.add_argument("--learning-rate", type=float, default=None)
+        sub.add_argument("--eval-every", type=int, default=None)
+        sub.add_argument("--early-stopping", type=int, default=None, metavar="EVALS")
+        sub.add_argument("--shared-layers", type=int, default=None, help="share only the bottom N encoder layers")
+        sub.add_argument("--squad-v2", action="store_true", help="train and score with unanswerable questions")
+        sub.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    train_options(commands.add_parser("train", help="train and evaluate"))
+    run = commands.add_parser("run", help="the main job: small preset on real data if found, else tiny")
+    train_options(run)
+    evaluate = commands.add_parser("evaluate", help="score a saved model")
+    data_options(evaluate)
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--split", default="validation")
+    evaluate.add_argument("--json", action="store_true")
+    predict = commands.add_parser("predict", help="entities of a text or the answer to a question")
+    predict.add_argument("--model", required=True)
+    predict.add_argument("--text")
+    predict.add_argument("--question")
+    predict.add_argument("--context")
+    predict.add_argument("--top-k", type=int, default=1)
+    predict.add_argument("--json", action="store_true")
+    stats = commands.add_parser("stats", help="dataset sizes")
+    data_options(stats)
+    return parser
+
+
+COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
+            "run": command_run, "stats": command_stats}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 2 for a problem with the input)."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # one line for the user; --debug for the traceback
+        if args.debug or not _is_user_error(error):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _is_user_error(error: Exception) -> bool:
+    return isinstance(error, (CommandError, OSError, ValueError, KeyError, json.JSONDecodeError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
