@@ -1,0 +1,307 @@
+"""From words and paragraphs to model features, and from model outputs back to words and spans.
+
+NER: a sentence comes as words with one tag each, and the tokenizer cuts words into sub-words.
+The first sub-word of a word carries the word's label; the other positions get -100, which the
+loss ignores. At evaluation the prediction at that same sub-word becomes the word's tag.
+
+QA: a (question, context) pair longer than ``max_length`` becomes several overlapping windows
+that share ``doc_stride`` tokens. A training window is labelled with the token positions of the
+answer, or with the [CLS] position 0 when it does not hold the whole answer. At evaluation the
+best span over all windows of an example is turned back into characters by ``offset_mapping``.
+
+Features are not padded here: the collators in ``sampling`` pad each batch.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+from datasets import DatasetDict
+
+from .data import NER_LABELS
+
+# -- NER ----------------------------------------------------------------------------------------
+
+
+def prepare_ner_features(examples, tokenizer, max_length: int = 128, stride: int = 32,
+                         label_all_subwords: bool = False, label_names: Sequence[str] | None = None,
+                         indices: Sequence[int] | None = None) -> dict:
+    """Batched ``datasets.map`` function: words → sub-word windows with aligned labels.
+
+    examples: {"tokens": B lists of words, "ner_tags": B lists of tag ids (optional)}.
+    Returns F >= B features (a long sentence gives several windows sharing ``stride`` tokens),
+    each of length T <= ``max_length``: ``input_ids``, ``attention_mask``, ``token_type_ids`` (T,),
+    ``labels`` (T,), ``word_ids`` (T,) = the word a token scores or -1, and ``example_index``
+    = ``indices[b]`` (default: b, the position in this batch).
+    With ``label_all_subwords`` the later sub-words of a word are labelled too, B-X becoming I-X
+    (``label_names`` gives the tag names; default ``NER_LABELS``).
+    """
+    encodings = tokenizer(examples["tokens"], is_split_into_words=True, truncation=True,
+                          max_length=max_length, stride=stride, return_overflowing_tokens=True)
+    owners = encodings.pop("overflow_to_sample_mapping")
+    indices = list(range(len(examples["tokens"]))) if indices is None else list(indices)
+    features = dict(encodings)
+    features["example_index"] = [indices[owner] for owner in owners]
+    features["word_ids"] = scored_word_ids(encodings, owners)
+    if "ner_tags" in examples:
+        inside = inside_tag_ids(label_names or NER_LABELS) if label_all_subwords else None
+        features["labels"] = [
+            window_labels(encodings.word_ids(window), scored, examples["ner_tags"][owner], inside)
+            for window, (owner, scored) in enumerate(zip(owners, features["word_ids"]))
+        ]
+    return features
+
+
+def scored_word_ids(encodings, owners: Sequence[int]) -> list[list[int]]:
+    """For each window (F, T): the word each token scores, or -1. Every word is scored once.
+
+    A word is scored at its first sub-word, in the window where that sub-word has the most
+    context: the largest min(tokens to the window's first content token, tokens to its last);
+    ties go to the earlier window. A window may begin inside a word: that word's piece then sits
+    at the left edge with context 0, so the earlier window, which holds the real first sub-word,
+    wins. A word whose characters the tokenizer drops has no sub-word and stays unscored.
+    """
+    best: dict = {}  # (example, word) -> (context, window, position)
+    for window, owner in enumerate(owners):
+        word_ids = encodings.word_ids(window)
+        content = [p for p, word in enumerate(word_ids) if word is not None]
+        for word, position in first_positions(word_ids).items():
+            context = min(position - content[0], content[-1] - position)
+            if (owner, word) not in best or context > best[(owner, word)][0]:
+                best[(owner, word)] = (context, window, position)
+    scored = [[-1] * len(ids) for ids in encodings["input_ids"]]
+    for (_, word), (_, window, position) in best.items():
+        scored[window][position] = word
+    return scored
+
+
+def first_positions(word_ids: Sequence[int | None]) -> dict[int, int]:
+    """{word: position of its first token in this window} for one window's ``word_ids()``."""
+    positions: dict[int, int] = {}
+    for position, word in enumerate(word_ids):
+        if word is not None and word not in positions:
+            positions[word] = position
+    return positions
+
+
+def window_labels(word_ids, scored: Sequence[int], tags: Sequence[int], inside=None) -> list[int]:
+    """Labels (T,) of one window: the word's tag where it is scored, -100 elsewhere.
+
+    With ``inside`` (tag id → I- tag id), later sub-words of a word scored in this window get
+    the I- tag of the word's type.
+    """
+    words_here = {word for word in scored if word >= 0}
+    labels = []
+    for word, scored_word in zip(word_ids, scored):
+        if scored_word >= 0:
+            labels.append(tags[scored_word])
+        elif inside is not None and word in words_here:
+            labels.append(inside[tags[word]])
+        else:
+            labels.append(-100)
+    return labels
+
+
+def inside_tag_ids(label_names: Sequence[str]) -> list[int]:
+    """Tag id → id of the I- tag of the same type (B-PER → I-PER; I- and O map to themselves)."""
+    index = {name: i for i, name in enumerate(label_names)}
+    return [index.get("I-" + name[2:], i) if name.startswith("B-") else i for i, name in enumerate(label_names)]
+
+
+def tokenize_ner(dataset_or_dict, tokenizer, **kwargs):
+    """``prepare_ner_features`` over a ``Dataset`` (or every split of a ``DatasetDict``) in one map.
+
+    The original columns are removed; ``example_index`` is the row number in ``dataset``.
+    Tag names for ``label_all_subwords`` come from the ``ner_tags`` ClassLabel when there is one.
+    """
+    if isinstance(dataset_or_dict, DatasetDict):
+        return DatasetDict({name: tokenize_ner(split, tokenizer, **kwargs)
+                                      for name, split in dataset_or_dict.items()})
+    tags = dataset_or_dict.features.get("ner_tags")
+    names = getattr(getattr(tags, "feature", None), "names", None)
+    if names and "label_names" not in kwargs:
+        kwargs["label_names"] = names
+    return dataset_or_dict.map(
+        lambda batch, indices: prepare_ner_features(batch, tokenizer, indices=indices, **kwargs),
+        batched=True, with_indices=True, remove_columns=dataset_or_dict.column_names,
+        desc="Tokenizing NER")
+
+
+def ner_logits_to_tags(features, predictions, num_words: Sequence[int], label_names: Sequence[str]) -> list[list[str]]:
+    """Word-level tags per example from sub-word predictions.
+
+    features: rows with ``example_index`` and ``word_ids`` (F, T). predictions: one per feature,
+    tag ids (T,) or logits (T, C); a list, or an array (F, T) / (F, T, C). num_words: words per
+    example (N,). Returns N lists of tags; a word that no window scores is "O".
+    """
+    if len(predictions) != len(features["word_ids"]):
+        raise ValueError(f"{len(predictions)} predictions for {len(features['word_ids'])} features")
+    tags = [["O"] * count for count in num_words]
+    for example, word_ids, prediction in zip(features["example_index"], features["word_ids"], predictions):
+        ids = np.asarray(prediction)
+        ids = ids.argmax(axis=-1) if ids.ndim == 2 else ids
+        for position, word in enumerate(word_ids):
+            if word >= 0:
+                tags[example][word] = label_names[int(ids[position])]
+    return tags
+
+
+# -- QA -----------------------------------------------------------------------------------------
+
+
+def encode_qa_windows(examples, tokenizer, max_length: int, doc_stride: int):
+    """Tokenize (question, context) pairs into overlapping windows of at most ``max_length``.
+
+    Only the context is truncated. The question comes first, unless the tokenizer pads on the
+    left. Returns the ``BatchEncoding`` (with ``offset_mapping`` and
+    ``overflow_to_sample_mapping``) and the sequence id of the context (1, or 0 if it comes first).
+    """
+    questions = [question.lstrip() for question in examples["question"]]
+    context_first = tokenizer.padding_side == "left"
+    pair = (examples["context"], questions) if context_first else (questions, examples["context"])
+    encodings = tokenizer(*pair, truncation="only_first" if context_first else "only_second",
+                          max_length=max_length, stride=doc_stride, return_overflowing_tokens=True,
+                          return_offsets_mapping=True)
+    return encodings, 0 if context_first else 1
+
+
+def char_span_to_token_span(offsets, sequence_ids, context_id: int, start_char: int, end_char: int):
+    """Token positions (start, end), both inclusive, of characters [start_char, end_char) in one
+    window; ``None`` when the window's context does not hold them all."""
+    context = [p for p, sequence in enumerate(sequence_ids) if sequence == context_id]
+    if not context or offsets[context[0]][0] > start_char or offsets[context[-1]][1] < end_char:
+        return None
+    start = max(p for p in context if offsets[p][0] <= start_char)
+    end = min(p for p in context if offsets[p][1] >= end_char)
+    return (start, end) if start <= end else None
+
+
+def prepare_qa_train_features(examples, tokenizer, max_length: int = 384, doc_stride: int = 128) -> dict:
+    """Batched ``datasets.map`` function: SQuAD examples → training windows.
+
+    examples: {"question", "context", "answers": {"text": [...], "answer_start": [...]}} (B each).
+    Returns F >= B windows: ``input_ids``, ``attention_mask``, ``token_type_ids`` (T,) and
+    ``start_positions``, ``end_positions`` (ints): the first answer's tokens, or 0 ([CLS]) when the
+    window lacks the whole answer or the question has none (SQuAD v2).
+    """
+    encodings, context_id = encode_qa_windows(examples, tokenizer, max_length, doc_stride)
+    owners = encodings.pop("overflow_to_sample_mapping")
+    offsets = encodings.pop("offset_mapping")
+    starts, ends = [], []
+    for window, owner in enumerate(owners):
+        answers = examples["answers"][owner]
+        span = None
+        if answers["text"]:
+            start_char = answers["answer_start"][0]
+            end_char = start_char + len(answers["text"][0])
+            span = char_span_to_token_span(offsets[window], encodings.sequence_ids(window), context_id,
+                                           start_char, end_char)
+        start, end = span or (0, 0)
+        starts.append(start)
+        ends.append(end)
+    return {**encodings, "start_positions": starts, "end_positions": ends}
+
+
+def prepare_qa_eval_features(examples, tokenizer, max_length: int = 384, doc_stride: int = 128) -> dict:
+    """Batched ``datasets.map`` function: SQuAD examples → evaluation windows.
+
+    Returns F >= B windows: ``input_ids``, ``attention_mask``, ``token_type_ids`` (T,),
+    ``example_id`` (the example's ``id``) and ``offset_mapping`` (T,): (start, end) characters in
+    the context for context tokens, ``None`` for question and special tokens.
+    """
+    encodings, context_id = encode_qa_windows(examples, tokenizer, max_length, doc_stride)
+    owners = encodings.pop("overflow_to_sample_mapping")
+    encodings["example_id"] = [examples["id"][owner] for owner in owners]
+    encodings["offset_mapping"] = [
+        [offset if sequence == context_id else None
+         for offset, sequence in zip(encodings["offset_mapping"][window], encodings.sequence_ids(window))]
+        for window in range(len(owners))
+    ]
+    return dict(encodings)
+
+
+def tokenize_qa(dataset, tokenizer, split_kind: str = "train", **kwargs):
+    """``prepare_qa_train_features`` (``split_kind="train"``) or ``prepare_qa_eval_features``
+    (``"eval"``) over a ``Dataset`` or every split of a ``DatasetDict``, in one batched map."""
+    if isinstance(dataset, DatasetDict):
+        return DatasetDict({name: tokenize_qa(split, tokenizer, split_kind, **kwargs) for name, split in dataset.items()})
+    prepare = {"train": prepare_qa_train_features, "eval": prepare_qa_eval_features}.get(split_kind)
+    if prepare is None:
+        raise ValueError(f"split_kind must be 'train' or 'eval', got {split_kind!r}")
+    return dataset.map(prepare, batched=True, remove_columns=dataset.column_names,
+                       fn_kwargs={"tokenizer": tokenizer, **kwargs}, desc=f"Tokenizing QA ({split_kind})")
+
+
+def candidate_spans(start_logits, end_logits, offsets, n_best_size: int, max_answer_length: int) -> list:
+    """Spans of one window from its ``n_best_size`` best starts × best ends, as
+    (logit, start_char, end_char). Spans outside the context, reversed, or longer than
+    ``max_answer_length`` tokens are skipped. start_logits, end_logits: (T,); offsets: T entries."""
+    length = min(len(start_logits), len(end_logits), len(offsets))
+    best_starts = np.argsort(start_logits[:length])[::-1][:n_best_size]
+    best_ends = np.argsort(end_logits[:length])[::-1][:n_best_size]
+    starts, ends = (grid.ravel() for grid in np.meshgrid(best_starts, best_ends, indexing="ij"))
+    in_context = np.array([offset is not None for offset in offsets[:length]], dtype=bool)
+    keep = in_context[starts] & in_context[ends] & (ends >= starts) & (ends - starts < max_answer_length)
+    return [(float(start_logits[start] + end_logits[end]), offsets[start][0], offsets[end][1])
+            for start, end in zip(starts[keep], ends[keep])]
+
+
+def softmax(logits: Sequence[float]) -> np.ndarray:
+    """Probabilities (K,) from K logits (K may be 0)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    values = np.exp(logits - logits.max()) if logits.size else logits
+    return values / values.sum() if logits.size else values
+
+
+def choose_answer(context: str, spans: list, null_score: float | None, n_best_size: int = 20,
+                  version_2: bool = False, null_threshold: float = 0.0) -> dict:
+    """The answer of one example from its candidate spans (logit, start_char, end_char).
+
+    The same character span seen in several windows keeps its best logit. ``logit`` is start +
+    end logit; ``score`` is a probability: a softmax over the n-best logits, plus the null score
+    for SQuAD v2 (the null answer is not listed in ``n_best``). v2 answers "" when
+    null_score - best logit > ``null_threshold``; v1 answers "" only when no span is valid.
+    """
+    best: dict = {}
+    for logit, start, end in spans:
+        best[(start, end)] = max(logit, best.get((start, end), -math.inf))
+    ranked = sorted(best.items(), key=lambda item: -item[1])[:n_best_size]
+    with_null = version_2 and null_score is not None
+    probabilities = softmax([logit for _, logit in ranked] + ([null_score] if with_null else []))
+    n_best = [{"text": context[start:end], "start": start, "end": end, "score": float(probability), "logit": logit}
+              for ((start, end), logit), probability in zip(ranked, probabilities)]
+    answer = n_best[0] if n_best else {"text": "", "start": 0, "end": 0, "score": 0.0, "logit": None}
+    if with_null and (not n_best or null_score - answer["logit"] > null_threshold):
+        answer = {"text": "", "start": 0, "end": 0, "score": float(probabilities[-1]), "logit": null_score}
+    return {**answer, "null_score": null_score, "n_best": n_best}
+
+
+def postprocess_qa_predictions(examples, features, start_logits, end_logits, n_best_size: int = 20,
+                               max_answer_length: int = 30, version_2: bool = False,
+                               null_threshold: float = 0.0) -> dict[str, dict]:
+    """Answers per example id from window logits.
+
+    examples: rows with ``id`` and ``context``. features: ``example_id`` and ``offset_mapping``
+    (F windows). start_logits, end_logits: one (T,) array per window (a list, or an array (F, T)).
+    Returns id → {"text", "start", "end", "score", "logit", "null_score", "n_best": [{"text",
+    "start", "end", "score", "logit"}, ...]} with text == context[start:end] always. ``null_score``
+    is the smallest [CLS] start + end logit over the example's windows (None without windows).
+    """
+    windows = defaultdict(list)
+    for index, example_id in enumerate(features["example_id"]):
+        windows[example_id].append(index)
+    offset_mappings = list(features["offset_mapping"])  # one read, not one per window
+    answers = {}
+    for example in examples:
+        spans, null_score = [], None
+        for index in windows[example["id"]]:
+            starts = np.asarray(start_logits[index], dtype=np.float64)
+            ends = np.asarray(end_logits[index], dtype=np.float64)
+            window_null = float(starts[0] + ends[0])
+            null_score = window_null if null_score is None else min(null_score, window_null)
+            spans += candidate_spans(starts, ends, offset_mappings[index], n_best_size, max_answer_length)
+        answers[example["id"]] = choose_answer(example["context"], spans, null_score, n_best_size,
+                                               version_2, null_threshold)
+    return answers
