@@ -2,16 +2,18 @@
 
 Every function takes plain data (lists, dicts, DataFrames), draws on a new Figure and returns it.
 Nothing here calls ``plt.show()``: a notebook shows a returned Figure by itself, a script saves it
-with ``figure.savefig(path)``. A face module: nothing in the package imports it.
+with ``figure.savefig(path)``. :class:`LiveLossPlot` is a ``step_hook`` for ``training.train`` that
+redraws the loss curves while a model trains. A face module: nothing in the package imports it.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # noqa: F401  (in Jupyter this sets up the inline display of returned figures)
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 TASK_COLOURS = {"ner": "tab:blue", "qa": "tab:orange"}
 
@@ -21,8 +23,10 @@ def _colour(task: str, index: int) -> str:
 
 
 def _new(width: float = 6.5, height: float = 3.5, ncols: int = 1) -> tuple[Figure, np.ndarray]:
-    figure, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False, layout="constrained")
-    return figure, axes[0]
+    """A Figure outside pyplot's list of open figures: a notebook shows it once (as the cell's
+    value), and it is freed as soon as nothing refers to it."""
+    figure = Figure(figsize=(width, height), layout="constrained")
+    return figure, figure.subplots(1, ncols, squeeze=False)[0]
 
 
 def smooth(values: Sequence[float], window: int) -> np.ndarray:
@@ -240,6 +244,45 @@ def plot_architecture(num_layers: int = 6, shared_layers: int | None = None) -> 
 
 
 def _box(ax, x: float, y: float, text: str, colour: str, width: float = 6.0, alpha: float = 1.0) -> None:
-    ax.add_patch(plt.Rectangle((x - width / 2, y - 0.35), width, 0.7, facecolor=colour, edgecolor="black",
+    ax.add_patch(Rectangle((x - width / 2, y - 0.35), width, 0.7, facecolor=colour, edgecolor="black",
                                alpha=alpha))
     ax.text(x, y, text, ha="center", va="center", fontsize=8)
+
+
+# -- live curves during training ----------------------------------------------------------------
+class LiveLossPlot:
+    """A ``step_hook`` for ``training.train``: keeps every task loss and redraws
+    :func:`plot_losses` in place every ``every`` steps (in Jupyter; elsewhere it only records)."""
+
+    def __init__(self, every: int = 10, window: int = 10):
+        self.every, self.window = every, window
+        self.rows: list[dict] = []
+        self.handle = None
+
+    def __call__(self, step: int, task_losses, model=None) -> None:
+        for task, loss in task_losses.items():
+            self.rows.append({"step": step, "task": task, "loss": float(loss.detach())})
+        if step % self.every == 0:
+            self.show()
+
+    def frame(self) -> pd.DataFrame:
+        """The recorded losses: columns step, task, loss."""
+        return pd.DataFrame(self.rows, columns=["step", "task", "loss"])
+
+    def show(self) -> Figure | None:
+        """Draw (or redraw) the curves so far; returns the figure."""
+        if not self.rows:
+            return None
+        figure = plot_losses(self.frame(), self.window)
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return figure
+        if get_ipython() is None:
+            return figure
+        if self.handle is None:
+            self.handle = display(figure, display_id=True)
+        else:
+            self.handle.update(figure)
+        return figure

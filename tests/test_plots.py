@@ -125,3 +125,20 @@ def test_architecture_draws_a_box_per_layer(shared, task_boxes):
     assert sum(text.startswith("shared layer") for text in texts) == (6 if shared is None else shared)
     assert sum(" layer " in text and not text.startswith("shared") for text in texts) == task_boxes
     assert len(ax.patches) == len(texts)
+
+
+def test_live_loss_plot_records_every_task_loss():
+    import torch
+
+    live = plots.LiveLossPlot(every=2, window=2)
+    for step in range(1, 6):
+        live(step, {"ner" if step % 2 else "qa": torch.tensor(1.0 / step)})
+    frame = live.frame()
+    assert list(frame["step"]) == [1, 2, 3, 4, 5]
+    assert frame.loc[frame["task"] == "qa", "loss"].tolist() == [0.5, 0.25]
+    assert len(live.show().axes[0].get_lines()) == 4  # raw + smoothed line per task
+
+
+def test_figures_stay_out_of_pyplot():
+    plots.plot_learning_rate(history())
+    assert plt.get_fignums() == []
