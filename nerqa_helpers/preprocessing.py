@@ -36,8 +36,10 @@ def prepare_ner_features(examples, tokenizer, max_length: int = 128, stride: int
     ``labels`` (T,), ``word_ids`` (T,) = the word a token scores or -1, and ``example_index``
     = ``indices[b]`` (default: b, the position in this batch).
     With ``label_all_subwords`` the later sub-words of a word are labelled too, B-X becoming I-X
-    (``label_names`` gives the tag names; default ``NER_LABELS``).
+    (``label_names`` gives the tag names; default ``NER_LABELS``). ``stride`` is capped at half
+    the room for words in a window, so a small ``max_length`` still works with the default stride.
     """
+    stride = min(stride, (max_length - tokenizer.num_special_tokens_to_add()) // 2)
     encodings = tokenizer(examples["tokens"], is_split_into_words=True, truncation=True,
                           max_length=max_length, stride=stride, return_overflowing_tokens=True)
     owners = encodings.pop("overflow_to_sample_mapping")

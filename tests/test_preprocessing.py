@@ -166,6 +166,13 @@ def test_prediction_formats_agree(tokenizer):
         ner_logits_to_tags(features, logits[:-1], counts, NER_LABELS)
 
 
+def test_stride_is_capped_for_short_windows(tokenizer):
+    features = tokenize_ner(ner_dataset(), tokenizer, max_length=12)  # default stride 32 > 10 tokens of room
+    tags = ner_logits_to_tags(features, [one_hot_from_labels(labels) for labels in features["labels"]],
+                              [len(words) for words, _ in SENTENCES], NER_LABELS)
+    assert tags == [gold for _, gold in SENTENCES]
+
+
 def test_tokenize_ner_columns(tokenizer):
     features = tokenize_ner(ner_dataset(), tokenizer, max_length=16, stride=4)
     assert set(features.column_names) == {"input_ids", "attention_mask", "token_type_ids", "labels",
