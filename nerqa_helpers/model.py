@@ -153,6 +153,18 @@ class MultiTaskModel(PreTrainedModel):
         config.encoder_name = str(encoder_name or "default")
         return cls(config, encoder=encoder)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``, then re-freeze a LoRA encoder (loading a checkpoint
+        makes every parameter trainable again)."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        if getattr(model, "lora_tasks", None):
+            from .extensions.lora import freeze_encoder
+
+            freeze_encoder(model)
+        return loaded
+
     def _split_encoder(self, shared_layers: int | None) -> nn.ModuleDict | None:
         """Give each task its own copy of the layers above ``shared_layers`` (soft sharing)."""
         layers = _encoder_layers(self.encoder)

@@ -1,1 +1,17 @@
-"""Extensions of the multi-task model: loss balancing, soft sharing, LoRA adapters."""
+"""Extensions of the multi-task model and loop, each through a small seam.
+
+* ``balancing`` — loss balancers for ``train(..., balancer=...)``: fixed λ, GradNorm,
+  uncertainty weighting, PCGrad gradient surgery.
+* ``lora`` — one frozen encoder with a LoRA adapter per task (``MultiTaskConfig(lora=...)``).
+* ``probe`` — a gradient-conflict probe for ``train(..., step_hook=...)``.
+
+Soft parameter sharing needs no module of its own: it is ``MultiTaskConfig(shared_layers=N)``.
+"""
+from .balancing import GradNorm, LossBalancer, PCGrad, StaticWeights, UncertaintyWeighting, last_shared_parameters
+from .lora import add_task_adapters, trainable_parameters
+from .probe import GradientConflictProbe
+
+__all__ = [
+    "GradNorm", "LossBalancer", "PCGrad", "StaticWeights", "UncertaintyWeighting", "last_shared_parameters",
+    "add_task_adapters", "trainable_parameters", "GradientConflictProbe",
+]
