@@ -38,7 +38,7 @@ def load_task_datasets(preset, data_dir=None, ner_files=None, qa_files=None, see
     from . import data
 
     if tiny or preset.name == "tiny":
-        ner, qa = data.load_tiny("ner"), data.load_tiny("qa_v2" if squad_v2 else "qa")
+        ner, qa = data.load_tiny("ner"), data.load_tiny("qa", version=2 if squad_v2 else 1)
         source = f"bundled tiny sample ({data.tiny_data_dir()})"
     else:
         directory = data.find_data_dir(data_dir)
@@ -49,8 +49,10 @@ def load_task_datasets(preset, data_dir=None, ner_files=None, qa_files=None, see
             ner = data.load_conll(data_dir=directory, files=ner_files or None)
             qa = data.load_squad(data_dir=directory, files=qa_files or None, version=2 if squad_v2 else 1)
             source = str(directory) if directory else "files given on the command line"
-    ner = data.subset(ner, {"train": preset.ner_train, "validation": preset.ner_eval, "test": preset.ner_eval}, seed)
-    qa = data.subset(qa, {"train": preset.qa_train, "validation": preset.qa_eval}, seed)
+    ner_sizes = {"train": preset.ner_train, "validation": preset.ner_eval, "test": preset.ner_eval}
+    qa_sizes = {"train": preset.qa_train, "validation": preset.qa_eval}
+    ner = data.subset(ner, {split: size for split, size in ner_sizes.items() if split in ner}, seed)
+    qa = data.subset(qa, {split: size for split, size in qa_sizes.items() if split in qa}, seed)
     return ner, qa, source
 
 

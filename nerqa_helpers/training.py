@@ -282,7 +282,8 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
     steps = loader.iterate_joint(total) if joint else ({task: batch} for task, batch in loader)
     optimizer = make_optimizer(model, config, accelerator.device)
     if balancer is not None and list(balancer.parameters()):
-        optimizer.add_param_group({"params": list(balancer.parameters()), "weight_decay": 0.0})
+        rate = getattr(balancer, "learning_rate", config.learning_rate)  # balancers may want a faster rate
+        optimizer.add_param_group({"params": list(balancer.parameters()), "weight_decay": 0.0, "lr": rate})
     updates = math.ceil(total / config.gradient_accumulation_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * updates), updates)
     model, optimizer = accelerator.prepare(model, optimizer)
