@@ -119,8 +119,8 @@ def build_tasks(tokenizer, ner=None, qa=None, eval_split: str = "validation", ne
 
     tasks: dict[str, TaskData] = {}
     if ner is not None:
-        names = ner["train"].features["ner_tags"].feature.names if "train" in ner else None
         evaluation = ner[eval_split] if eval_split in ner else None
+        names = (ner["train"] if "train" in ner else evaluation).features["ner_tags"].feature.names
         tasks["ner"] = TaskData(
             train_features=tokenize_ner(ner["train"], tokenizer, max_length=ner_max_length) if "train" in ner else None,
             eval_features=tokenize_ner(evaluation, tokenizer, max_length=ner_max_length) if evaluation is not None else None,
