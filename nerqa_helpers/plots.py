@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt  # noqa: F401  (in Jupyter this sets up the inline display of returned figures)
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -25,7 +25,8 @@ def _colour(task: str, index: int) -> str:
 def _new(width: float = 6.5, height: float = 3.5, ncols: int = 1) -> tuple[Figure, np.ndarray]:
     """A Figure outside pyplot's list of open figures: a notebook shows it once (as the cell's
     value), and it is freed as soon as nothing refers to it."""
-    figure = Figure(figsize=(width, height), layout="constrained")
+    figure = plt.figure(figsize=(width, height), layout="constrained")
+    plt.close(figure)  # still drawable; made by pyplot only so that Jupyter's inline display is set up
     return figure, figure.subplots(1, ncols, squeeze=False)[0]
 
 

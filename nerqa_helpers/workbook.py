@@ -1,0 +1,326 @@
+"""What every notebook needs: its settings, its data, a trained model, and the version print.
+
+The notebooks read their parameters from environment variables, so CI can run them small:
+
+    NERQA_TINY=1         bundled tiny sample and the ``tiny`` preset (also chosen when no data is found)
+    NERQA_DATA_DIR       folder with conll2003/ and squad/ (real data, the ``small`` preset)
+    NERQA_PRESET         tiny | small | full, to override the choice above
+    NERQA_ENCODER        "default" (bundled MiniLM), a local folder, or a hub id (bert-base-uncased)
+    NERQA_NER_TRAIN, NERQA_QA_TRAIN, NERQA_NER_EVAL, NERQA_QA_EVAL   sample sizes ("all" for everything)
+    NERQA_MAX_LENGTH, NERQA_NER_MAX_LENGTH, NERQA_DOC_STRIDE          tokens per QA window / NER window / overlap
+    NERQA_EPOCHS, NERQA_MAX_STEPS, NERQA_BATCH_SIZE, NERQA_STRATEGY, NERQA_SEED
+    NERQA_RUNS_DIR       where trained models go (default: runs/ at the repository root)
+
+A model trained by one notebook is saved in ``<runs>/workbook-<preset>/best`` with the settings it
+was trained with; :func:`load_or_train` reuses it when the settings match, so the evaluation and
+demo notebooks start in seconds and CI trains once per preset. A face module: nothing imports it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import time
+from dataclasses import asdict, dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+WORKBOOK_FILE = "workbook.json"
+VERSIONED_PACKAGES = ("nerqa-helpers", "torch", "transformers", "datasets", "accelerate", "peft", "evaluate",
+                      "seqeval", "pandas", "matplotlib", "ipywidgets")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parameters of a notebook run (see the module docstring for the variables behind them).
+
+    Sample sizes are numbers of sentences (NER) and questions (QA); ``None`` means all of them.
+    ``max_length`` and ``doc_stride`` are the QA window size and overlap in tokens.
+    """
+
+    tiny: bool = True
+    preset: str = "tiny"
+    data_dir: str | None = None
+    encoder: str = "default"
+    ner_train: int | None = None
+    qa_train: int | None = None
+    ner_eval: int | None = None
+    qa_eval: int | None = None
+    ner_max_length: int = 128
+    max_length: int = 384
+    doc_stride: int = 128
+    ner_epochs: float = 1.0
+    qa_epochs: float = 1.0
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    strategy: str = "proportional"
+    max_steps: int | None = None
+    seed: int = 0
+    progress: bool = True
+    runs_dir: str = field(default=str(REPOSITORY_ROOT / "runs"), compare=False)
+
+    @property
+    def run_dir(self) -> Path:
+        """``<runs>/workbook-<preset>`` (plus the encoder's name when it is not the default)."""
+        name = f"workbook-{self.preset}"
+        if self.encoder != "default":
+            name += "-" + re.sub(r"[^A-Za-z0-9._-]+", "-", Path(self.encoder).name or self.encoder)
+        return Path(self.runs_dir) / name
+
+    @property
+    def model_dir(self) -> Path:
+        """Where the best checkpoint (model + tokenizer) is saved."""
+        return self.run_dir / "best"
+
+    def training_key(self) -> dict:
+        """The settings a saved model must share with this run to be reused (all but progress and paths)."""
+        key = asdict(self)
+        for name in ("progress", "runs_dir"):
+            key.pop(name)
+        return key
+
+
+def _variable(name: str, default, kind=str):
+    """``$name`` converted by ``kind``; ``default`` when unset or empty; "all"/"none" give None."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if value.lower() in {"all", "none"}:
+        return None
+    try:
+        return kind(value)
+    except ValueError as error:
+        raise ValueError(f"Environment variable {name}={value!r} is not a valid {kind.__name__}.") from error
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def settings(**overrides) -> Settings:
+    """Read the notebook parameters from the environment; keyword arguments override any field.
+
+    ``tiny`` is on with ``NERQA_TINY=1`` or when no data folder is found; the preset is then
+    ``tiny`` (bundled sample), otherwise ``small`` (a subset of the real data). With
+    ``TQDM_DISABLE=1`` progress bars are switched off, also those of ``datasets``.
+    """
+    from .data import find_data_dir
+    from .presets import get_preset
+
+    data_dir = find_data_dir(os.environ.get("NERQA_DATA_DIR") or None)
+    tiny = _flag("NERQA_TINY") or data_dir is None
+    preset = get_preset(_variable("NERQA_PRESET", "tiny" if tiny else "small"))
+    tiny = preset.name == "tiny"
+    progress = not _flag("TQDM_DISABLE")
+    values = dict(
+        tiny=tiny, preset=preset.name, data_dir=None if tiny or data_dir is None else str(Path(data_dir).resolve()),
+        encoder=_variable("NERQA_ENCODER", "default"),
+        ner_train=_variable("NERQA_NER_TRAIN", preset.ner_train, int),
+        qa_train=_variable("NERQA_QA_TRAIN", preset.qa_train, int),
+        ner_eval=_variable("NERQA_NER_EVAL", preset.ner_eval, int),
+        qa_eval=_variable("NERQA_QA_EVAL", preset.qa_eval, int),
+        ner_max_length=_variable("NERQA_NER_MAX_LENGTH", preset.ner_max_length, int),
+        max_length=_variable("NERQA_MAX_LENGTH", preset.qa_max_length, int),
+        doc_stride=_variable("NERQA_DOC_STRIDE", preset.doc_stride, int),
+        ner_epochs=_variable("NERQA_EPOCHS", preset.task_epochs["ner"], float),
+        qa_epochs=_variable("NERQA_EPOCHS", preset.task_epochs["qa"], float),
+        batch_size=_variable("NERQA_BATCH_SIZE", preset.batch_size, int),
+        learning_rate=preset.learning_rate,
+        strategy=_variable("NERQA_STRATEGY", "proportional"),
+        max_steps=_variable("NERQA_MAX_STEPS", None, int),
+        seed=_variable("NERQA_SEED", 0, int),
+        progress=progress,
+        runs_dir=str(Path(_variable("NERQA_RUNS_DIR", str(REPOSITORY_ROOT / "runs"))).resolve()),
+    )
+    if preset.name == "tiny":
+        values.update(ner_epochs=_variable("NERQA_EPOCHS", TINY_EPOCHS["ner"], float),
+                      qa_epochs=_variable("NERQA_EPOCHS", TINY_EPOCHS["qa"], float))
+    values.update(overrides)
+    _quiet(hide_progress=not values["progress"])
+    return Settings(**values)
+
+
+TINY_EPOCHS = {"ner": 8.0, "qa": 3.0}
+"""Passes over the tiny sample: fewer than the CLI's tiny preset, so that the whole notebook suite
+runs in minutes on two CPU cores (QA windows are long; NER sentences are cheap)."""
+
+
+def _quiet(hide_progress: bool) -> None:
+    """Keep ``transformers`` to errors (its load report lists the encoder checkpoint's unused pooler,
+    which is expected) and, when asked, switch off the progress bars of ``datasets`` and ``transformers``
+    (the training loop's own bar follows ``Settings.progress``)."""
+    from datasets.utils import logging as datasets_logging
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    if hide_progress:
+        datasets_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()
+
+
+def versions() -> dict[str, str]:
+    """Python and package versions, and the device the notebooks will train on."""
+    found = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    found["device"] = device_name()
+    return found
+
+
+def device_name() -> str:
+    """"cuda (<GPU name>)", "mps" or "cpu (<n> cores)"."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return f"cpu ({os.cpu_count()} cores)"
+
+
+# -- data ---------------------------------------------------------------------------------------
+def load_datasets(s: Settings):
+    """(ner, qa): the NER DatasetDict (train/validation/test) and the QA DatasetDict (train/validation)
+    for these settings — the bundled sample when ``s.tiny``, else files in ``s.data_dir`` — cut to the
+    sample sizes with ``s.seed``."""
+    from . import data
+
+    if s.tiny:
+        ner, qa = data.load_tiny("ner"), data.load_tiny("qa")
+    else:
+        ner, qa = data.load_conll(s.data_dir), data.load_squad(s.data_dir)
+    ner = data.subset(ner, {"train": s.ner_train, "validation": s.ner_eval, "test": s.ner_eval}, s.seed)
+    qa = data.subset(qa, {"train": s.qa_train, "validation": s.qa_eval}, s.seed)
+    return ner, qa
+
+
+def load_tokenizer(s: Settings):
+    """The encoder's tokenizer (a fast tokenizer, so offsets and ``word_ids()`` are available)."""
+    from .encoders import load_tokenizer as load
+
+    return load(s.encoder)
+
+
+def build_task_data(s: Settings, tokenizer, ner=None, qa=None) -> dict:
+    """Tokenized training and evaluation features of both tasks (``training.build_tasks``)."""
+    from .training import build_tasks
+
+    if ner is None or qa is None:
+        ner, qa = load_datasets(s)
+    return build_tasks(tokenizer, ner, qa, ner_max_length=s.ner_max_length, qa_max_length=s.max_length,
+                       doc_stride=s.doc_stride)
+
+
+def training_config(s: Settings, **overrides):
+    """The ``TrainingConfig`` of the workbook's run: output in ``s.run_dir``, the preset's schedule."""
+    from .training import TrainingConfig
+
+    values = dict(output_dir=str(s.run_dir), learning_rate=s.learning_rate, batch_size=s.batch_size,
+                  task_epochs={"ner": s.ner_epochs, "qa": s.qa_epochs}, max_steps=s.max_steps,
+                  strategy=s.strategy, seed=s.seed, progress=s.progress)
+    values.update(overrides)
+    return TrainingConfig(**values)
+
+
+# -- the trained model --------------------------------------------------------------------------
+def saved_run(s: Settings) -> dict | None:
+    """The record of the model saved in ``s.run_dir`` when it was trained with these settings, else None."""
+    record_file = s.run_dir / WORKBOOK_FILE
+    if not (record_file.is_file() and (s.model_dir / "config.json").is_file()):
+        return None
+    try:
+        record = json.loads(record_file.read_text())
+    except json.JSONDecodeError:
+        return None
+    return record if record.get("settings") == _jsonable(s.training_key()) else None
+
+
+def load_or_train(s: Settings, force: bool = False):
+    """(model, tokenizer, metrics): the saved model of ``s.run_dir`` when its settings match,
+    otherwise a model trained now with ``training.train`` (and saved for the next notebook).
+
+    ``metrics`` are the validation scores of the best checkpoint (``ner_f1``, ``qa_exact_match``,
+    ``qa_f1``, ``ner_per_type``, ...) plus ``train_seconds``. The model is in eval mode on the
+    fastest device available.
+    """
+    record = None if force else saved_run(s)
+    if record is None:
+        record = train_and_save(s)
+    else:
+        print(f"Loaded the model trained on {record['trained_at']} from {s.model_dir} "
+              f"(training took {record['metrics'].get('train_seconds', float('nan')):.0f} s).")
+    model, tokenizer = load_model(s.model_dir)
+    return model, tokenizer, record["metrics"]
+
+
+def train_and_save(s: Settings) -> dict:
+    """Train the multi-task model for ``s``; write ``workbook.json`` next to the checkpoint; return it."""
+    from .model import MultiTaskModel
+    from .training import _jsonable as plain, train
+
+    tokenizer = load_tokenizer(s)
+    ner, qa = load_datasets(s)
+    labels = ner["train"].features["ner_tags"].feature.names
+    model = MultiTaskModel.from_encoder(s.encoder, labels)
+    tasks = build_task_data(s, tokenizer, ner, qa)
+    print(f"Training the multi-task model ({s.preset} preset) into {s.run_dir} ...")
+    result = train(model, tokenizer, tasks, training_config(s))
+    metrics = {**(result.best_metrics or result.metrics), "train_seconds": result.train_seconds,
+               "steps": result.metrics.get("steps")}
+    record = {"settings": _jsonable(s.training_key()), "metrics": plain(metrics),
+              "trained_at": time.strftime("%Y-%m-%d %H:%M")}
+    (s.run_dir / WORKBOOK_FILE).write_text(json.dumps(record, indent=1))
+    print(f"Done in {result.train_seconds:.0f} s: NER F1 {metrics.get('ner_f1', float('nan')):.1f}, "
+          f"QA EM {metrics.get('qa_exact_match', float('nan')):.1f}, QA F1 {metrics.get('qa_f1', float('nan')):.1f}")
+    return record
+
+
+def load_model(directory: str | os.PathLike):
+    """(model, tokenizer) saved by the training loop in ``directory``; model in eval mode on the GPU if any."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from .model import MultiTaskModel
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = MultiTaskModel.from_pretrained(directory).to(device).eval()
+    return model, AutoTokenizer.from_pretrained(directory)
+
+
+def load_history(s: Settings):
+    """The training history (one row per logged step or evaluation) of the saved run, as a DataFrame."""
+    from .training import History
+
+    path = s.run_dir / "history.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"No training history in {s.run_dir}; run load_or_train(settings) first.")
+    return History.from_json(path).frame()
+
+
+def _jsonable(value):
+    """Round-trip through JSON, so a fresh record compares equal to one read back from disk."""
+    return json.loads(json.dumps(value))
+
+
+# -- display ------------------------------------------------------------------------------------
+ENTITY_COLOURS = {"PER": "#ffd6a5", "ORG": "#bde0fe", "LOC": "#caffbf", "MISC": "#e4c1f9"}
+
+
+def tagged_tokens_html(tokens, tags) -> str:
+    """HTML of ``tokens`` with every non-O tag as a coloured box labelled by the tag (IOB2 names)."""
+    from html import escape
+
+    pieces = []
+    for token, tag in zip(tokens, tags):
+        if tag in ("O", None, -100) or not isinstance(tag, str):
+            pieces.append(f"<span style='padding:2px'>{escape(str(token))}</span>")
+            continue
+        colour = ENTITY_COLOURS.get(tag.split("-", 1)[-1], "#eeeeee")
+        pieces.append(f"<span style='background:{colour};padding:2px 4px;margin:1px;border-radius:4px'>"
+                      f"{escape(str(token))}<sub style='font-size:70%'> {escape(tag)}</sub></span>")
+    return "<div style='line-height:2.2'>" + " ".join(pieces) + "</div>"
