@@ -1,0 +1,30 @@
+"""Run by tests/test_training.py under `torchrun --nproc_per_node 2`: a few multi-task steps on
+two CPU processes (gloo), then each process writes a checksum of its weights."""
+import json
+import sys
+
+import torch
+from transformers import BertConfig
+
+from nerqa_helpers.data import NER_LABELS, load_tiny
+from nerqa_helpers.encoders import load_tokenizer
+from nerqa_helpers.model import MultiTaskConfig, MultiTaskModel
+from nerqa_helpers.training import TrainingConfig, build_tasks, train
+
+out = sys.argv[1]
+torch.manual_seed(0)
+tokenizer = load_tokenizer()
+encoder = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                     vocab_size=tokenizer.vocab_size)
+model = MultiTaskModel(MultiTaskConfig(encoder_config=encoder.to_dict(), ner_label_names=NER_LABELS))
+tasks = build_tasks(tokenizer, load_tiny("ner"), load_tiny("qa"), qa_max_length=128, doc_stride=48)
+config = TrainingConfig(output_dir=f"{out}/run", max_steps=6, batch_size=4, cpu=True, progress=False,
+                        learning_rate=1e-3, save_best=False)
+result = train(model, tokenizer, tasks, config)
+import torch.distributed as dist
+
+rank = dist.get_rank() if dist.is_initialized() else 0
+world = dist.get_world_size() if dist.is_initialized() else 1
+checksum = float(sum(p.detach().double().sum() for p in model.parameters()))
+with open(f"{out}/rank{rank}.json", "w") as handle:
+    json.dump({"rank": rank, "world": world, "checksum": checksum, "steps": result.metrics["steps"]}, handle)
