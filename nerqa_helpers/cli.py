@@ -77,6 +77,8 @@ def command_train(args) -> dict:
     model = MultiTaskModel.from_encoder(args.encoder, ner["train"].features["ner_tags"].feature.names,
                                         task_weights=weights, shared_layers=args.shared_layers)
     model.config.version_2_with_negative = bool(args.squad_v2)
+    model.config.window_settings = {"ner_max_length": preset.ner_max_length, "qa_max_length": preset.qa_max_length,
+                                    "doc_stride": preset.doc_stride}
     tasks = build_tasks(tokenizer, ner if "ner" in tasks_wanted else None, qa if "qa" in tasks_wanted else None,
                         ner_max_length=preset.ner_max_length, qa_max_length=preset.qa_max_length,
                         doc_stride=preset.doc_stride, version_2=args.squad_v2)

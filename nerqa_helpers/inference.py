@@ -206,7 +206,8 @@ class MultiTaskPipeline:
             tokenizer = AutoTokenizer.from_pretrained(directory)
         except Exception as error:  # safetensors, torch and json errors share no base class
             raise _directory_error(directory, f"could not be loaded ({type(error).__name__}: {error})") from error
-        return cls(model, tokenizer, device=device, **settings)
+        saved = getattr(model.config, "window_settings", None) or {}  # the windows it was trained with
+        return cls(model, tokenizer, device=device, **{**saved, **settings})
 
     def __repr__(self) -> str:
         return f"MultiTaskPipeline({type(self.model).__name__}, device={self.device}, labels={self.label_names})"
