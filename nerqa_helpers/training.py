@@ -25,6 +25,9 @@ from transformers import get_linear_schedule_with_warmup
 from .metrics import ner_scores, squad_scores, squad_v2_scores
 from .preprocessing import ner_logits_to_tags, postprocess_qa_predictions
 from .sampling import MODEL_INPUTS, MultiTaskDataLoader, make_collators
+from .checkpoint import (CheckpointError, check_settings, load_model_weights, nonfinite_parameters,
+                         read_checkpoint, rescale_learning_rate, restore_balancer, restore_rng_state,
+                         set_deterministic, write_checkpoint)
 
 
 class TrainingDiverged(RuntimeError):
@@ -59,6 +62,8 @@ class TrainingConfig:
     max_answer_length: int = 30
     progress: bool = True
     cpu: bool = False
+    checkpoint_every: int | None = None  # steps between resumable checkpoints in output_dir/checkpoint
+    deterministic: bool = False  # deterministic GPU kernels (the CPU loop is deterministic anyway)
 
 
 @dataclass
@@ -254,7 +259,8 @@ def active_tasks(model, tasks: Mapping[str, TaskData]) -> list[str]:
 
 
 def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfig | None = None,
-          step_hook: Callable | None = None, balancer=None) -> TrainResult:
+          step_hook: Callable | None = None, balancer=None,
+          resume_from: str | os.PathLike | bool | None = None) -> TrainResult:
     """Train ``model`` on ``tasks`` with the multi-task loop; evaluate, keep the best checkpoint.
 
     Two seams for the extensions: ``step_hook(step, task_losses, model)`` is called after each
@@ -263,9 +269,16 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
     step takes one batch of each task; ``balancer.parameters()`` are optimised too and
     ``balancer.weights()`` are logged). Returns the history and the final and best metrics;
     ``output_dir`` holds ``best/`` (model + tokenizer), ``history.json`` and ``metrics.json``.
+
+    With ``config.checkpoint_every`` a resumable ``checkpoint/`` is written every that many steps
+    (``nerqa_helpers.checkpoint``). ``resume_from``: ``True`` (this ``output_dir``), a run folder or
+    a checkpoint folder: go on after the checkpoint's step, with the same settings (the learning
+    rate may differ); the run ends as the uninterrupted run would have. A NaN or infinite loss
+    raises :class:`TrainingDiverged`, leaving ``best/`` and ``checkpoint/`` as they were.
     """
     config = config or TrainingConfig()
     set_seed(config.seed)
+    set_deterministic(config.deterministic)
     accelerator = make_accelerator(config)
     training = active_tasks(model, tasks)
     if not training:
@@ -279,22 +292,29 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
     )
     joint = balancer is not None and getattr(balancer, "joint", False)
     total = (config.max_steps or max(map(len, loader.task_batches.values()))) if joint else len(loader)
-    steps = loader.iterate_joint(total) if joint else ({task: batch} for task, batch in loader)
     optimizer = make_optimizer(model, config, accelerator.device)
     if balancer is not None and list(balancer.parameters()):
         rate = getattr(balancer, "learning_rate", config.learning_rate)  # balancers may want a faster rate
         optimizer.add_param_group({"params": list(balancer.parameters()), "weight_decay": 0.0, "lr": rate})
     updates = math.ceil(total / config.gradient_accumulation_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * updates), updates)
+    settings = _schedule_settings(config, tasks, training, joint, total, accelerator.num_processes)
+    resumed = _resume(resume_from, config, model, optimizer, scheduler, balancer, settings, accelerator.process_index)
+    start = resumed["step"] if resumed else 0
+    steps = loader.iterate_joint(total, start_step=start) if joint else ({task: batch} for task, batch in loader.iterate(start))
     model, optimizer = accelerator.prepare(model, optimizer)
     output_dir = Path(config.output_dir)
-    history = History()
-    state = {"best": None, "bad_evals": 0, "stop": False}
+    history = History(resumed["history"] if resumed else None)
+    state = {"best": None, "bad_evals": 0, "stop": False, **(resumed["state"] if resumed else {})}
+    loader.produced.update(resumed["produced"] if resumed else {})
     pending: list = []
-    progress = tqdm(total=total, desc="training", disable=not (config.progress and accelerator.is_main_process))
-    started = time.perf_counter()
+    progress = tqdm(total=total, initial=start, desc="training", disable=not (config.progress and accelerator.is_main_process))
+    started = time.perf_counter() - (resumed["elapsed_seconds"] if resumed else 0.0)
     model.train()
-    for step, batches in enumerate(steps, start=1):
+    step = start
+    for step, batches in enumerate(steps, start=start + 1):
+        if resumed and step == start + 1:  # after the loader's first draw, as in the uninterrupted run
+            restore_rng_state(resumed["rng"])
         with accelerator.accumulate(model):
             task_losses = {}
             for task, batch in batches.items():
@@ -320,9 +340,14 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
             progress.set_postfix(_postfix(history))
         progress.update(1)
         if config.eval_every and step % config.eval_every == 0 and step < total:
+            _flush(pending, history, scheduler, started, loader, balancer)  # never keep a diverged model
             _evaluate_and_keep(model, tokenizer, tasks, config, accelerator, history, state, step, output_dir)
             if state["stop"]:
                 break
+        if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total and accelerator.sync_gradients:
+            _flush(pending, history, scheduler, started, loader, balancer)
+            _save_checkpoint(accelerator, model, tokenizer, optimizer, scheduler, balancer, output_dir,
+                             _trainer_state(step, total, started, history, state, loader, settings, config))
     progress.close()
     _flush(pending, history, scheduler, started, loader, balancer)
     train_seconds = time.perf_counter() - started
@@ -345,15 +370,24 @@ def _flush(pending, history: History, scheduler, started: float, loader, balance
     for (step, task, _, tokens, _), loss, real_tokens in zip(pending, losses, real):
         if not math.isfinite(loss):
             pending.clear()
-            batch = loader.schedule[step - 1][1] if step <= len(loader.schedule) else []
+            batch = _batch_of(loader, step, task, joint=getattr(balancer, "joint", False))
             raise TrainingDiverged(
-                f"Loss became {loss} at step {step} on task {task!r} (example indices {batch[:8]}"
-                f"{'...' if len(batch) > 8 else ''}); lower the learning rate or check that batch."
+                f"Loss became {loss} at step {step} on task {task!r} (batch of training features {batch[:8]}"
+                f"{'...' if len(batch) > 8 else ''}); lower the learning rate or check that batch. "
+                "Checkpoints written before this step are kept."
             )
         weights = {f"weight_{name}": value for name, value in balancer.weights().items()} if balancer else {}
         history.log(kind="train", step=step, task=task, loss=loss, lr=scheduler.get_last_lr()[0],
                     tokens=tokens, real_tokens=int(real_tokens), time=time.perf_counter() - started, **weights)
     pending.clear()
+
+
+def _batch_of(loader, step: int, task: str, joint: bool = False) -> list[int]:
+    """Feature indices of ``task``'s batch at ``step`` (1-based), as the loader planned it."""
+    if joint:  # iterate_joint: each task walks its own batches in order
+        batches = loader.task_batches[task]
+        return batches[(step - 1) % len(batches)]
+    return loader.schedule[step - 1][1] if step <= len(loader.schedule) else []
 
 
 def _postfix(history: History) -> dict:
@@ -399,6 +433,57 @@ def save_model(model, tokenizer, directory: str | os.PathLike) -> Path:
 
         shutil.rmtree(previous)
     return directory
+
+
+# -- checkpoints and resume (nerqa_helpers.checkpoint) --------------------------------------------
+def _schedule_settings(config: TrainingConfig, tasks, training, joint: bool, total: int, processes: int) -> dict:
+    """What fixes the run's sequence of steps and batches: a resumed run must agree on all of it."""
+    return {"seed": config.seed, "tasks": list(training), "strategy": config.strategy,
+            "train_features": {task: len(tasks[task].train_features) for task in training},
+            "batch_size": config.batch_size, "task_epochs": config.task_epochs, "temperature": config.temperature,
+            "group_by_length": config.group_by_length, "max_steps": config.max_steps, "total_steps": total,
+            "gradient_accumulation_steps": config.gradient_accumulation_steps, "warmup_ratio": config.warmup_ratio,
+            "joint": joint, "processes": processes}
+
+
+def _trainer_state(step, total, started, history, state, loader, settings, config) -> dict:
+    """The JSON part of a checkpoint: where the run is and what it has seen so far."""
+    return {"step": step, "total_steps": total, "elapsed_seconds": time.perf_counter() - started,
+            "learning_rate": config.learning_rate, "settings": settings, "history": history.records,
+            "best": state["best"], "bad_evals": state["bad_evals"], "produced": dict(loader.produced)}
+
+
+def _save_checkpoint(accelerator, model, tokenizer, optimizer, scheduler, balancer, output_dir, trainer_state) -> None:
+    """Write ``output_dir/checkpoint`` once the weights are checked to be finite numbers."""
+    unwrapped = accelerator.unwrap_model(model)
+    broken = nonfinite_parameters(unwrapped)
+    if broken:
+        raise TrainingDiverged(f"Weights became NaN or infinite by step {trainer_state['step']} ({', '.join(broken)}); "
+                               "the checkpoint before is kept. Lower the learning rate and resume from it.")
+    write_checkpoint(output_dir, unwrapped, tokenizer, optimizer, scheduler, trainer_state, balancer,
+                     rank=accelerator.process_index, is_main=accelerator.is_main_process,
+                     wait=accelerator.wait_for_everyone)
+
+
+def _resume(resume_from, config, model, optimizer, scheduler, balancer, settings, rank: int) -> dict | None:
+    """Load a checkpoint into the model, optimiser, scheduler and balancer (before ``prepare``);
+    return its step, history, best scores, sample counts, time and random state (None: fresh run)."""
+    if resume_from is None or resume_from is False:
+        return None
+    checkpoint = read_checkpoint(config.output_dir if resume_from is True else resume_from, rank)
+    check_settings(checkpoint, settings)
+    load_model_weights(model, checkpoint.directory)
+    try:
+        optimizer.load_state_dict(checkpoint.training_state["optimizer"])
+        scheduler.load_state_dict(checkpoint.training_state["scheduler"])
+        restore_balancer(balancer, checkpoint.training_state["balancer"])
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{checkpoint.directory}: the optimiser or balancer state does not fit this run ({error}).") from error
+    saved = checkpoint.trainer_state
+    rescale_learning_rate(optimizer, scheduler, config.learning_rate / saved["learning_rate"])
+    return {"step": checkpoint.step, "history": saved["history"], "produced": saved["produced"],
+            "state": {"best": saved["best"], "bad_evals": saved["bad_evals"]},
+            "elapsed_seconds": saved["elapsed_seconds"], "rng": checkpoint.rng_state}
 
 
 def _bf16_ok(device: torch.device) -> bool:
