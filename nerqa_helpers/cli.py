@@ -1,7 +1,9 @@
 """Command line: ``nerqa train | evaluate | predict | run | stats`` (also ``python -m nerqa_helpers``).
 
-Every command prints one clear line and exits non-zero on bad input (missing files, a folder that
-holds no model, malformed data) instead of a traceback; ``--debug`` shows the traceback.
+Every command prints one clear line starting with ``error:`` and exits non-zero on bad input
+(missing files, a folder that holds no model, malformed data) instead of a traceback; ``--debug``
+shows the traceback. Exit codes: 0 done, 1 training diverged or an unexpected error, 2 a problem
+with the input, 130 interrupted (``train --resume`` goes on from the last checkpoint).
 """
 from __future__ import annotations
 
@@ -24,6 +26,10 @@ class CommandError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
+class TrainingFailed(Exception):
+    """Training stopped (the loss diverged); printed as one line with where to resume from."""
+
+
 # -- data -------------------------------------------------------------------------------------
 def data_files(args) -> tuple[dict, dict]:
     """Per-split files given on the command line: ({split: path} for NER, for QA)."""
@@ -34,10 +40,14 @@ def data_files(args) -> tuple[dict, dict]:
 
 def load_task_datasets(preset, data_dir=None, ner_files=None, qa_files=None, seed=0, tiny=False,
                        squad_v2=False):
-    """NER and QA DatasetDicts for a preset, and a line that says where they came from."""
+    """NER and QA DatasetDicts for a preset, and a line that says where they came from.
+
+    The bundled sample is used with ``tiny``, or with the tiny preset when neither a data folder nor
+    files are given. Files win over a data folder; a task with neither is None.
+    """
     from . import data
 
-    if tiny or preset.name == "tiny":
+    if tiny or (preset.name == "tiny" and not (data_dir or ner_files or qa_files)):
         ner, qa = data.load_tiny("ner"), data.load_tiny("qa", version=2 if squad_v2 else 1)
         source = f"bundled tiny sample ({data.tiny_data_dir()})"
     else:
@@ -46,13 +56,17 @@ def load_task_datasets(preset, data_dir=None, ner_files=None, qa_files=None, see
             ner, qa = data.load_hub_conll(), data.load_hub_squad(2 if squad_v2 else 1)
             source = "the Hugging Face hub"
         else:
-            ner = data.load_conll(data_dir=directory, files=ner_files or None)
-            qa = data.load_squad(data_dir=directory, files=qa_files or None, version=2 if squad_v2 else 1)
+            version = 2 if squad_v2 else 1
+            ner = data.load_conll(data_dir=directory, files=ner_files or None) if ner_files or directory else None
+            qa = (data.load_squad(data_dir=directory, files=qa_files or None, version=version)
+                  if qa_files or directory else None)
             source = str(directory) if directory else "files given on the command line"
     ner_sizes = {"train": preset.ner_train, "validation": preset.ner_eval, "test": preset.ner_eval}
     qa_sizes = {"train": preset.qa_train, "validation": preset.qa_eval}
-    ner = data.subset(ner, {split: size for split, size in ner_sizes.items() if split in ner}, seed)
-    qa = data.subset(qa, {split: size for split, size in qa_sizes.items() if split in qa}, seed)
+    if ner is not None:
+        ner = data.subset(ner, {split: size for split, size in ner_sizes.items() if split in ner}, seed)
+    if qa is not None:
+        qa = data.subset(qa, {split: size for split, size in qa_sizes.items() if split in qa}, seed)
     return ner, qa, source
 
 
@@ -65,17 +79,23 @@ def command_train(args) -> dict:
     from .training import TrainingConfig, build_tasks, evaluate, train
 
     preset = get_preset(args.preset)
+    tasks_wanted = _wanted_tasks(args.tasks)
+    resume_note = _check_output_dir(args.output_dir, args.resume)
     ner_files, qa_files = data_files(args)
     ner, qa, source = load_task_datasets(preset, args.data_dir, ner_files, qa_files, args.seed,
                                          squad_v2=args.squad_v2)
-    tasks_wanted = set(args.tasks.split(","))
+    for task, dataset in (("ner", ner), ("qa", qa)):
+        if task in tasks_wanted and (dataset is None or "train" not in dataset):
+            raise CommandError(f"No {task.upper()} training data: give --{task}-train (and --{task}-validation) "
+                               f"or --data-dir, or leave {task} out of --tasks.")
     print(f"data: {source}")
     print(f"      NER {_sizes(ner)}; QA {_sizes(qa)}")
     tokenizer = load_tokenizer(args.encoder)
     weights = {"ner": args.lambda_ner if "ner" in tasks_wanted else 0.0,
                "qa": args.lambda_qa if "qa" in tasks_wanted else 0.0}
-    model = MultiTaskModel.from_encoder(args.encoder, ner["train"].features["ner_tags"].feature.names,
-                                        task_weights=weights, shared_layers=args.shared_layers)
+    label_names = ner["train"].features["ner_tags"].feature.names if "ner" in tasks_wanted else None
+    model = MultiTaskModel.from_encoder(args.encoder, label_names, task_weights=weights,
+                                        shared_layers=args.shared_layers)
     model.config.version_2_with_negative = bool(args.squad_v2)
     model.config.window_settings = {"ner_max_length": preset.ner_max_length, "qa_max_length": preset.qa_max_length,
                                     "doc_stride": preset.doc_stride}
@@ -88,11 +108,14 @@ def command_train(args) -> dict:
         task_epochs={task: (args.epochs or preset.task_epochs[task]) for task in ("ner", "qa")},
         max_steps=args.max_steps, strategy=args.strategy, temperature=args.temperature,
         eval_every=args.eval_every or preset.eval_every, seed=args.seed, progress=not args.quiet,
-        early_stopping_patience=args.early_stopping,
+        early_stopping_patience=args.early_stopping, checkpoint_every=args.checkpoint_every or None,
+        deterministic=args.deterministic,
     )
-    result = train(model, tokenizer, tasks, config)
+    if resume_note:
+        print(resume_note)
+    result = _train_or_explain(train, model, tokenizer, tasks, config, args.resume)
     metrics = dict(result.metrics)
-    if "test" in ner and "ner" in tasks_wanted:
+    if ner is not None and "test" in ner and "ner" in tasks_wanted:
         test_tasks = build_tasks(tokenizer, {"validation": ner["test"]}, None, ner_max_length=preset.ner_max_length)
         best = MultiTaskModel.from_pretrained(Path(args.output_dir) / "best") if config.save_best else model
         test = evaluate(best, tokenizer, test_tasks, config)
@@ -109,13 +132,18 @@ def command_evaluate(args) -> dict:
     from .presets import get_preset
     from .training import TrainingConfig, build_tasks, evaluate
 
-    pipeline = MultiTaskPipeline.from_pretrained(args.model)
+    pipeline = MultiTaskPipeline.from_pretrained(_model_dir(args.model))
     preset = get_preset(args.preset)
     ner_files, qa_files = data_files(args)
     ner, qa, source = load_task_datasets(preset, args.data_dir, ner_files, qa_files, args.seed)
-    _check_labels(pipeline.model, ner)
-    tasks = build_tasks(pipeline.tokenizer, {"validation": ner[args.split]} if args.split in ner else None,
-                        {"validation": qa[args.split]} if args.split in qa else None,
+    ner = ner if ner is not None and args.split in ner else None
+    qa = qa if qa is not None and args.split in qa else None
+    if ner is None and qa is None:
+        raise CommandError(f"No NER or QA data has a {args.split!r} split to evaluate.")
+    if ner is not None:
+        _check_labels(pipeline.model, ner)
+    tasks = build_tasks(pipeline.tokenizer, {"validation": ner[args.split]} if ner is not None else None,
+                        {"validation": qa[args.split]} if qa is not None else None,
                         ner_max_length=preset.ner_max_length, qa_max_length=preset.qa_max_length,
                         doc_stride=preset.doc_stride)
     metrics = evaluate(pipeline.model, pipeline.tokenizer, tasks, TrainingConfig())
@@ -131,11 +159,13 @@ def command_predict(args):
     """Entities of ``--text``, or the answer to ``--question`` over ``--context``."""
     from .inference import MultiTaskPipeline
 
+    args.text = _text_option(args, "text")
+    args.context = _text_option(args, "context")
     if args.text is None and args.question is None:
         raise CommandError("predict needs --text (NER) or --question with --context (QA).")
     if args.question is not None and args.context is None:
-        raise CommandError("--question needs --context.")
-    pipeline = MultiTaskPipeline.from_pretrained(args.model)
+        raise CommandError("--question needs --context (or --context-file).")
+    pipeline = MultiTaskPipeline.from_pretrained(_model_dir(args.model))
     result = {}
     if args.text is not None:
         result["entities"] = pipeline.ner(args.text)
@@ -175,7 +205,7 @@ def command_run(args) -> dict:
     print(f"\ntotal time: {time.perf_counter() - started:.0f} s (training {metrics['train_seconds']:.0f} s)")
     best = Path(args.output_dir) / "best"
     predict = argparse.Namespace(model=str(best), text=EXAMPLE_SENTENCE, question=EXAMPLE_QUESTION,
-                                 context=EXAMPLE_CONTEXT, top_k=1, json=False)
+                                 context=EXAMPLE_CONTEXT, text_file=None, context_file=None, top_k=1, json=False)
     print(f"\nNER  {EXAMPLE_SENTENCE!r}")
     print(f"QA   {EXAMPLE_QUESTION!r}")
     command_predict(predict)
@@ -204,6 +234,8 @@ def print_metrics(metrics: dict) -> None:
 
 
 def _sizes(dataset_dict) -> str:
+    if dataset_dict is None:
+        return "none"
     return ", ".join(f"{split} {len(split_data):,}" for split, split_data in dataset_dict.items())
 
 
@@ -213,6 +245,75 @@ def _check_labels(model, ner) -> None:
         raise CommandError(f"The model's NER labels {model.config.ner_label_names} differ from the data's {names}.")
 
 
+def _wanted_tasks(tasks: str) -> set[str]:
+    wanted = {task.strip() for task in tasks.split(",") if task.strip()}
+    if not wanted or wanted - {"ner", "qa"}:
+        raise CommandError(f"--tasks must be ner, qa or ner,qa; got {tasks!r}.")
+    return wanted
+
+
+def _check_output_dir(output_dir: str, resume: bool) -> str | None:
+    """Fail early on an output folder that cannot be one; say what --resume will go on from, or
+    warn that a fresh run will replace a checkpoint that is there."""
+    from .checkpoint import describe, find_checkpoint
+
+    folder = Path(output_dir)
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"--output-dir {folder} is a file; give a folder.")
+    if resume:
+        find_checkpoint(folder)  # a clear error now, before data and model are loaded
+        return f"resuming from {describe(folder)}"
+    found = describe(folder) if folder.is_dir() else None
+    if found:
+        return f"notice: {folder} holds a checkpoint ({found}); this run starts afresh and replaces it (--resume goes on from it)."
+    return None
+
+
+def _train_or_explain(train, model, tokenizer, tasks, config, resume: bool):
+    """``train``; a diverged run becomes :class:`TrainingFailed` naming the checkpoint to resume."""
+    from .checkpoint import describe
+    from .training import TrainingDiverged
+
+    try:
+        return train(model, tokenizer, tasks, config, resume_from=True if resume else None)
+    except TrainingDiverged as error:
+        kept = describe(config.output_dir)
+        where = (f" Last checkpoint: {kept}; go on with --resume and a lower --learning-rate." if kept
+                 else " No checkpoint was written before it (--checkpoint-every).")
+        raise TrainingFailed(f"{error}{where}") from error
+
+
+def _model_dir(path: str) -> str:
+    """The model folder to load: ``path``, or ``path/best`` for a run folder; checked first so a
+    broken folder gives one line naming what is wrong (:class:`CheckpointError`)."""
+    from .checkpoint import check_model_dir, model_problem
+
+    folder = Path(path).expanduser()
+    if model_problem(folder) and (folder / "best").is_dir() and not model_problem(folder / "best"):
+        print(f"notice: {folder} is a run folder; using its best model, {folder / 'best'}", file=sys.stderr)
+        folder = folder / "best"
+    return str(check_model_dir(folder))
+
+
+def _text_option(args, name: str) -> str | None:
+    """``--NAME`` or the contents of ``--NAME-file`` (``-`` reads standard input)."""
+    value, path = getattr(args, name), getattr(args, f"{name}_file", None)
+    if path is None:
+        return value
+    if value is not None:
+        raise CommandError(f"Give --{name} or --{name}-file, not both.")
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        return Path(path).expanduser().read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise CommandError(f"--{name}-file {path} is not UTF-8 text (byte {error.start}); save it as UTF-8.") from error
+    except IsADirectoryError as error:
+        raise CommandError(f"--{name}-file {path} is a folder, not a text file.") from error
+    except FileNotFoundError as error:
+        raise CommandError(f"--{name}-file {path} does not exist.") from error
+
+
 def _plain(value):
     from .training import _jsonable
 
@@ -220,8 +321,15 @@ def _plain(value):
 
 
 # -- parser -----------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake reported as one ``error:`` line like every other problem."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nerqa", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="nerqa", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -252,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--shared-layers", type=int, default=None, help="share only the bottom N encoder layers")
         sub.add_argument("--squad-v2", action="store_true", help="train and score with unanswerable questions")
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
+        sub.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS",
+                         help="write a resumable checkpoint to OUTPUT_DIR/checkpoint every STEPS steps (0: never)")
+        sub.add_argument("--resume", action="store_true",
+                         help="go on from OUTPUT_DIR's checkpoint (same settings; --learning-rate may differ)")
+        sub.add_argument("--deterministic", action="store_true", help="deterministic GPU kernels (slower)")
 
     train_options(commands.add_parser("train", help="train and evaluate"))
     run = commands.add_parser("run", help="the main job: small preset on real data if found, else tiny")
@@ -266,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--text")
     predict.add_argument("--question")
     predict.add_argument("--context")
+    predict.add_argument("--text-file", metavar="FILE", help="read --text from a UTF-8 file ('-': standard input)")
+    predict.add_argument("--context-file", metavar="FILE", help="read --context from a UTF-8 file")
     predict.add_argument("--top-k", type=int, default=1)
     predict.add_argument("--json", action="store_true")
     stats = commands.add_parser("stats", help="dataset sizes")
@@ -284,18 +399,41 @@ def main(argv: list[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
     except Exception as error:  # one line for the user; --debug for the traceback
-        if args.debug or not _is_user_error(error):
+        if args.debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        if isinstance(error, TrainingFailed):
+            print(f"error: {_one_line(error)}", file=sys.stderr)
+            return 1
+        if _is_user_error(error):
+            print(f"error: {_one_line(error)}", file=sys.stderr)
+            return 2
+        print(f"error: unexpected {type(error).__name__}: {_one_line(error)} (rerun with --debug to see where)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
 def _is_user_error(error: Exception) -> bool:
     return isinstance(error, (CommandError, OSError, ValueError, KeyError, json.JSONDecodeError))
+
+
+def _one_line(error: Exception) -> str:
+    """The error's message on one line (a KeyError's bare key gets its type in front)."""
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}" if isinstance(error, KeyError) or not message else message
+
+
+def _resume_hint(args) -> str:
+    """After an interrupted training run: where its last checkpoint is."""
+    if getattr(args, "command", None) not in ("train", "run"):
+        return ""
+    from .checkpoint import describe
+
+    kept = describe(args.output_dir) if Path(args.output_dir).is_dir() else None
+    return f"; last checkpoint: {kept} (run the same command with --resume to go on)" if kept else ""
 
 
 if __name__ == "__main__":
