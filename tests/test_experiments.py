@@ -1,0 +1,151 @@
+"""Experiment runner and report: runs write their JSON, finished runs are skipped, and the report's
+means, standard deviations and confidence intervals match hand-computed ones."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from nerqa_helpers import experiments
+
+TINY_CONFIG = Path(__file__).parents[1] / "experiments" / "tiny.json"
+T_2 = 4.302652729749462  # Student t, 97.5% quantile, 2 degrees of freedom (any t table)
+
+
+def small_config(path: Path, **training) -> Path:
+    """experiments/tiny.json cut down to two methods, one seed and four steps."""
+    config = json.loads(TINY_CONFIG.read_text())
+    config["training"].update(steps=4, **training)
+    config.update(seeds=[0], probe={"every": 1, "batch_size": 2}, latency={"examples": 2, "warmup": 1})
+    config["methods"] = [method for method in config["methods"] if method["name"] in ("ner_alone", "gradnorm")]
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_runner_writes_one_json_per_run_and_skips_finished_runs(tmp_path, monkeypatch):
+    config_path = small_config(tmp_path / "small.json")
+    out = tmp_path / "out"
+    failed = experiments.run_sweep(config_path, out, isolate=False, cache_root=tmp_path / "cache")
+    assert failed == []
+    ner = json.loads((out / "runs" / "ner_alone__seed0.json").read_text())
+    gradnorm = json.loads((out / "runs" / "gradnorm__seed0.json").read_text())
+    assert ner["status"] == gradnorm["status"] == "done"
+    assert 0 <= ner["ner_f1"] <= 100 and ner["qa_f1"] is None and set(ner["latency"]) == {"ner"}
+    assert ner["batches"] == {"ner": ner["steps"]} and ner["gradient_conflict"] is None
+    assert 0 <= gradnorm["qa_f1"] <= 100 and set(gradnorm["latency"]) == {"ner", "qa"}
+    assert gradnorm["steps"] == 2 and gradnorm["batches"] == {"ner": 2, "qa": 2}  # 4 batches, 2 joint steps
+    weights = gradnorm["task_weights"]["summary"]
+    assert weights["ner"]["last"] + weights["qa"]["last"] == pytest.approx(2.0, abs=1e-4)
+    conflict = gradnorm["gradient_conflict"]["by_layer"]
+    assert "all" in conflict and all(-1 <= value <= 1 for value in conflict.values())
+    assert gradnorm["trainable_parameters"] == gradnorm["total_parameters"] > ner["total_parameters"]
+    assert gradnorm["peak_memory_mib"] > 0 and gradnorm["train_seconds"] > 0
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(experiments, "run_one", no_training)
+    assert experiments.run_sweep(config_path, out, isolate=False, cache_root=tmp_path / "cache") == []
+    changed = json.loads(config_path.read_text())
+    changed["methods"][1]["alpha"] = 0.5  # a new GradNorm setting: only that run is out of date
+    config_path.write_text(json.dumps(changed))
+    assert experiments.pending_runs(experiments.load_config(config_path), out) == [("gradnorm", 0)]
+    assert "ner_alone" in experiments.write_report(out).read_text()
+
+
+def record(method, seed, **values):
+    """A synthetic finished run with the fields the report reads."""
+    tasks = [task for task in ("ner", "qa") if any(key.startswith(task) for key in values)]
+    base = {"method": method, "seed": seed, "status": "done", "steps": 10, "trainable_parameters": 100,
+            "total_parameters": 100, "train_seconds": 2.0, "peak_memory_mib": 500.0,
+            "latency": {task: {"median_ms": 3.0} for task in tasks}, "batches": {task: 5 for task in tasks},
+            "data": {"ner_train_sentences": 10, "ner_eval_sentences": 5, "qa_train_windows": 10,
+                     "qa_eval_questions": 5}, "device": "cpu", "threads": 2}
+    return {**base, **values}
+
+
+SCORES = {  # method: [(seed, values), ...]
+    "ner_alone": [(0, {"ner_f1": 80.0}), (1, {"ner_f1": 82.0}), (2, {"ner_f1": 84.0})],
+    "qa_alone": [(0, {"qa_exact_match": 40.0, "qa_f1": 50.0}), (1, {"qa_exact_match": 42.0, "qa_f1": 54.0}),
+                 (2, {"qa_exact_match": 44.0, "qa_f1": 58.0})],
+    "shared": [(0, {"ner_f1": 81.0, "qa_exact_match": 40.0, "qa_f1": 52.0}),
+               (1, {"ner_f1": 84.0, "qa_exact_match": 42.0, "qa_f1": 54.0}),
+               (2, {"ner_f1": 84.0, "qa_exact_match": 44.0, "qa_f1": 56.0})],
+    "two_seeds": [(0, {"ner_f1": 83.0}), (1, {"ner_f1": 85.0})],
+}
+
+
+@pytest.fixture()
+def synthetic_report(tmp_path):
+    config = {"name": "synthetic", "seeds": [0, 1, 2], "methods": [{"name": name} for name in SCORES], **{
+        key: value for key, value in experiments.DEFAULTS.items() if key != "seeds"}}
+    config["methods"][0]["tasks"], config["methods"][1]["tasks"] = ["ner"], ["qa"]
+    config["methods"][3]["tasks"] = ["ner"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    for method, runs in SCORES.items():
+        for seed, values in runs:
+            extra = {}
+            if method == "shared":
+                extra = {"task_weights": {"tasks": ["ner", "qa"], "curve": [[1, 1.2, 0.8], [9, 1.1, 0.9]]},
+                         "gradient_conflict": {"by_layer": {"layer 0": 0.1 * seed, "all": 0.05}}}
+            experiments.write_json(experiments.run_path(tmp_path, method, seed), record(method, seed, **values, **extra))
+    return tmp_path, config
+
+
+def test_summary_means_stds_and_paired_intervals_match_hand_computed_ones(synthetic_report):
+    out, config = synthetic_report
+    summary = experiments.summarize(experiments.load_runs(out), config).set_index("method")
+    shared = summary.loc["shared"]
+    assert shared["ner_f1_mean"] == pytest.approx(83.0) and shared["ner_f1_std"] == pytest.approx(math.sqrt(3))
+    # paired differences 1, 2, 0: mean 1, sd 1, half-width t(2) · 1 / √3
+    assert shared["ner_f1_ci"] == "paired" and shared["ner_f1_diff"] == pytest.approx(1.0)
+    assert shared["ner_f1_low"] == pytest.approx(1 - T_2 / math.sqrt(3))
+    assert shared["ner_f1_high"] == pytest.approx(1 + T_2 / math.sqrt(3))
+    # QA F1 differences 2, 0, -2: mean 0, sd 2
+    assert shared["qa_f1_diff"] == pytest.approx(0.0) and shared["qa_f1_high"] == pytest.approx(2 * T_2 / math.sqrt(3))
+    # identical EM on every seed: a zero-width interval at 0
+    assert shared["qa_exact_match_low"] == pytest.approx(0.0) == shared["qa_exact_match_high"]
+    assert summary.loc["ner_alone", "ner_f1_std"] == pytest.approx(2.0)
+    assert math.isnan(summary.loc["ner_alone"].get("ner_f1_diff", float("nan")))  # no difference to itself
+
+
+def test_seeds_that_do_not_pair_fall_back_to_welch(synthetic_report):
+    out, config = synthetic_report
+    row = experiments.summarize(experiments.load_runs(out), config).set_index("method").loc["two_seeds"]
+    # 83, 85 against 80, 82, 84: variances of the means 2/2 and 4/3, df = (7/3)² / (1 + (4/3)²/2) = 49/17
+    half = 3.257208125478903 * math.sqrt(1 + 4 / 3)  # t(0.975, 49/17) · standard error
+    assert row["ner_f1_ci"] == "welch" and row["ner_f1_diff"] == pytest.approx(2.0)
+    assert row["ner_f1_low"] == pytest.approx(2 - half) and row["ner_f1_high"] == pytest.approx(2 + half)
+    lonely = experiments.difference_interval({0: 1.0}, {0: 0.5, 1: 0.7})
+    assert lonely["kind"] == "none" and math.isnan(lonely["low"])
+
+
+def test_report_writes_the_tables_figures_and_missing_runs(synthetic_report):
+    out, _ = synthetic_report
+    text = experiments.write_report(out).read_text()
+    assert f"report {out.as_posix()}`" in text  # the command that made it
+    assert "| shared | 83.00 ± 1.73 | +1.00 [-1.48, +3.48] | 42.00 ± 2.00 | +0.00 [+0.00, +0.00] |" in text
+    assert "| ner_alone | 82.00 ± 2.00 |  |" in text
+    assert "two_seeds seed 2" in text.split("## Missing runs")[1]
+    for name in ("f1_by_method.png", "task_weights.png", "gradient_conflict.png"):
+        assert (out / name).stat().st_size > 1000 and f"]({name})" in text
+    assert "shared" in (out / "summary.csv").read_text()
+
+
+def test_budget_gives_single_task_runs_their_share_and_joint_steps_half():
+    config = experiments.load_config(TINY_CONFIG)
+    counts = {"ner": 30, "qa": 10}
+    steps = {method["name"]: experiments.planned_steps({**config, "training": {"steps": 100}}, method, counts)
+             for method in config["methods"]}
+    assert steps["ner_alone"] == 75 and steps["qa_alone"] == 25
+    assert steps["hard_proportional"] == 100 and steps["gradnorm"] == steps["uncertainty"] == 50
+
+
+def test_config_mistakes_are_caught_before_a_long_sweep(tmp_path):
+    good = json.loads(TINY_CONFIG.read_text())
+    for mistake in ({"name": "x", "shared_layer": 2}, {"name": "x", "tasks": ["ner"], "balancer": "gradnorm"},
+                    {"name": "ner_alone"}):
+        bad = {**good, "methods": good["methods"] + [mistake]}
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError):
+            experiments.load_config(tmp_path / "bad.json")
