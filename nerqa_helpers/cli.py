@@ -76,6 +76,8 @@ def command_train(args) -> dict:
     from .encoders import load_tokenizer
     from .model import MultiTaskModel
     from .presets import get_preset
+    from accelerate.utils import set_seed
+
     from .training import TrainingConfig, build_tasks, evaluate, train
 
     preset = get_preset(args.preset)
@@ -91,6 +93,7 @@ def command_train(args) -> dict:
     print(f"data: {source}")
     print(f"      NER {_sizes(ner)}; QA {_sizes(qa)}")
     tokenizer = load_tokenizer(args.encoder)
+    set_seed(args.seed)  # the heads' random start is part of the run: same seed, same metrics
     weights = {"ner": args.lambda_ner if "ner" in tasks_wanted else 0.0,
                "qa": args.lambda_qa if "qa" in tasks_wanted else 0.0}
     label_names = ner["train"].features["ner_tags"].feature.names if "ner" in tasks_wanted else None
