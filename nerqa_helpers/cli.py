@@ -160,15 +160,16 @@ def command_evaluate(args) -> dict:
 
 def command_predict(args):
     """Entities of ``--text``, or the answer to ``--question`` over ``--context``."""
-    from .inference import MultiTaskPipeline
-
     args.text = _text_option(args, "text")
     args.context = _text_option(args, "context")
     if args.text is None and args.question is None:
         raise CommandError("predict needs --text (NER) or --question with --context (QA).")
     if args.question is not None and args.context is None:
         raise CommandError("--question needs --context (or --context-file).")
-    pipeline = MultiTaskPipeline.from_pretrained(_model_dir(args.model))
+    model_dir = _model_dir(args.model)  # before the slow import: a bad folder fails at once
+    from .inference import MultiTaskPipeline
+
+    pipeline = MultiTaskPipeline.from_pretrained(model_dir)
     result = {}
     if args.text is not None:
         result["entities"] = pipeline.ner(args.text)
