@@ -22,12 +22,12 @@ def _colour(task: str, index: int) -> str:
     return TASK_COLOURS.get(task, f"C{index + 2}")
 
 
-def _new(width: float = 6.5, height: float = 3.5, ncols: int = 1) -> tuple[Figure, np.ndarray]:
+def _new(width: float = 6.5, height: float = 3.5, ncols: int = 1, sharey: bool = False) -> tuple[Figure, np.ndarray]:
     """A Figure outside pyplot's list of open figures: a notebook shows it once (as the cell's
     value), and it is freed as soon as nothing refers to it."""
     figure = plt.figure(figsize=(width, height), layout="constrained")
     plt.close(figure)  # still drawable; made by pyplot only so that Jupyter's inline display is set up
-    return figure, figure.subplots(1, ncols, squeeze=False)[0]
+    return figure, figure.subplots(1, ncols, squeeze=False, sharey=sharey)[0]
 
 
 def smooth(values: Sequence[float], window: int) -> np.ndarray:
@@ -50,7 +50,7 @@ def plot_task_mix(mixes: Mapping[str, Sequence[str] | Mapping[str, float]]) -> F
     """
     if all(isinstance(mix, Mapping) for mix in mixes.values()):
         return _task_mix_bars(mixes)
-    figure, axes = _new(3.2 * len(mixes), 3.2, ncols=len(mixes))
+    figure, axes = _new(3.2 * len(mixes), 3.2, ncols=len(mixes), sharey=True)
     tasks = sorted({task for schedule in mixes.values() for task in schedule})
     for ax, (strategy, schedule) in zip(axes, mixes.items()):
         steps = np.arange(1, len(schedule) + 1)

@@ -240,17 +240,18 @@ def saved_run(s: Settings) -> dict | None:
     return record if record.get("settings") == _jsonable(s.training_key()) else None
 
 
-def load_or_train(s: Settings, force: bool = False):
+def load_or_train(s: Settings, force: bool = False, step_hook=None):
     """(model, tokenizer, metrics): the saved model of ``s.run_dir`` when its settings match,
     otherwise a model trained now with ``training.train`` (and saved for the next notebook).
 
-    ``metrics`` are the validation scores of the best checkpoint (``ner_f1``, ``qa_exact_match``,
-    ``qa_f1``, ``ner_per_type``, ...) plus ``train_seconds``. The model is in eval mode on the
-    fastest device available.
+    ``force`` trains even when a matching model is saved; ``step_hook`` goes to ``training.train``
+    (e.g. ``plots.LiveLossPlot()``). ``metrics`` are the validation scores of the best checkpoint
+    (``ner_f1``, ``qa_exact_match``, ``qa_f1``, ``ner_per_type``, ...) plus ``train_seconds``,
+    ``steps`` and ``task_mix``. The model is in eval mode on the fastest device available.
     """
     record = None if force else saved_run(s)
     if record is None:
-        record = train_and_save(s)
+        record = train_and_save(s, step_hook)
     else:
         print(f"Loaded the model trained on {record['trained_at']} from {s.model_dir} "
               f"(training took {record['metrics'].get('train_seconds', float('nan')):.0f} s).")
@@ -258,7 +259,7 @@ def load_or_train(s: Settings, force: bool = False):
     return model, tokenizer, record["metrics"]
 
 
-def train_and_save(s: Settings) -> dict:
+def train_and_save(s: Settings, step_hook=None) -> dict:
     """Train the multi-task model for ``s``; write ``workbook.json`` next to the checkpoint; return it."""
     from .model import MultiTaskModel
     from .training import _jsonable as plain, train
@@ -269,9 +270,9 @@ def train_and_save(s: Settings) -> dict:
     model = MultiTaskModel.from_encoder(s.encoder, labels)
     tasks = build_task_data(s, tokenizer, ner, qa)
     print(f"Training the multi-task model ({s.preset} preset) into {s.run_dir} ...")
-    result = train(model, tokenizer, tasks, training_config(s))
+    result = train(model, tokenizer, tasks, training_config(s), step_hook=step_hook)
     metrics = {**(result.best_metrics or result.metrics), "train_seconds": result.train_seconds,
-               "steps": result.metrics.get("steps")}
+               "steps": result.metrics.get("steps"), "task_mix": result.metrics.get("task_mix")}
     record = {"settings": _jsonable(s.training_key()), "metrics": plain(metrics),
               "trained_at": time.strftime("%Y-%m-%d %H:%M")}
     (s.run_dir / WORKBOOK_FILE).write_text(json.dumps(record, indent=1))
