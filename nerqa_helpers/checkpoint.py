@@ -107,7 +107,8 @@ def safetensors_problem(path: Path) -> str | None:
     with open(path, "rb") as file:
         header_length = int.from_bytes(file.read(8), "little")
         if header_length > size - 8:
-            return f"{path.name} is truncated or not a safetensors file (header of {header_length:,} bytes in a {size:,}-byte file)"
+            return (f"{path.name} is truncated or not a safetensors file "
+                    f"(header of {header_length:,} bytes in a {size:,}-byte file)")
         try:
             header = json.loads(file.read(header_length))
             end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
@@ -384,8 +385,9 @@ def load_model_weights(model: torch.nn.Module, directory: str | os.PathLike) -> 
     missing = sorted(set(own) - set(saved))
     unexpected = sorted(set(saved) - set(own))
     if wrong or missing or unexpected:
+        found = {"other shape": wrong, "missing": missing, "unexpected": unexpected}
         details = [f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
-                   for label, names in (("other shape", wrong), ("missing", missing), ("unexpected", unexpected)) if names]
+                   for label, names in found.items() if names]
         raise CheckpointError(f"{directory} holds weights of another model ({'; '.join(details)}); "
                               "resume with the same encoder, labels and sharing settings.")
     model.load_state_dict(saved)

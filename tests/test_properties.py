@@ -24,8 +24,8 @@ from nerqa_helpers.preprocessing import (
     prepare_qa_eval_features,
 )
 
-PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                            HealthCheck.too_slow])
+PROPERTY = settings(max_examples=40, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 # -- generated text ---------------------------------------------------------------------------
 ODD_PIECES = ["🙂", "👍🏽", "👨‍👩‍👧", "🇫🇷", "e\u0301", "\u0301", "東京", "नमस्ते", "\x07", "\u200b", "ß", "İ",
