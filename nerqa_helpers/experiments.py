@@ -9,8 +9,8 @@ with the same settings, so an interrupted sweep resumes where it stopped. ``repo
 those JSON files and writes ``OUT/README.md`` (tables), ``OUT/summary.csv`` and the figures.
 
 The budget: every run processes ``training.steps`` batches. A multi-task run draws them from both
-tasks by its sampling strategy; a joint balancer (GradNorm, uncertainty) takes one batch of each
-task per step, so it runs ``steps / 2`` steps; a single-task run gets its task's share of the
+tasks by its sampling strategy; a joint balancer (GradNorm, uncertainty, PCGrad) takes one batch
+of each task per step, so it runs ``steps / 2`` steps; a single-task run gets its task's share of the
 batches under proportional sampling, so it sees as much of its task as a multi-task run does, and
 the two single-task runs together cost what one multi-task run costs.
 """
@@ -35,6 +35,7 @@ CACHE_ROOT = Path("runs") / "experiment-cache"
 METHOD_KEYS = {"name", "tasks", "strategy", "temperature", "balancer", "alpha", "balancer_learning_rate",
                "shared_layers", "lora", "learning_rate", "steps", "probe", "task_weights"}
 BALANCERS = ("static", "gradnorm", "uncertainty", "pcgrad")
+STRATEGIES = ("round_robin", "proportional", "temperature", "annealed")  # as in sampling.py
 DEFAULTS = {
     "encoder": "default",
     "data": {"source": "dir", "dir": None, "ner_train": None, "qa_train": None, "ner_eval": None,
@@ -44,7 +45,7 @@ DEFAULTS = {
                  "weight_decay": 0.01, "max_grad_norm": 1.0, "eval_batch_size": 64, "log_every": 5,
                  "mixed_precision": "auto"},
     "seeds": [0, 1, 2],
-    "probe": {"every": 25, "batch_size": 8},
+    "probe": {"count": 3, "batch_size": 8},
     "latency": {"examples": 50, "warmup": 5},
 }
 METRICS = {"ner_f1": "NER F1", "qa_exact_match": "QA EM", "qa_f1": "QA F1"}
@@ -81,6 +82,8 @@ def check_config(config: dict) -> None:
             raise ValueError(f"method {method['name']!r}: balancer must be one of {BALANCERS}")
         if method.get("balancer") and len(method_tasks(method)) < 2:
             raise ValueError(f"method {method['name']!r}: a loss balancer needs both tasks")
+        if not set(method_tasks(method)) <= set(TASKS) or method.get("strategy", "proportional") not in STRATEGIES:
+            raise ValueError(f"method {method['name']!r}: tasks must come from {TASKS}, strategy from {STRATEGIES}")
     if config["data"]["source"] not in ("dir", "tiny"):
         raise ValueError("data.source must be 'dir' (real data) or 'tiny' (the bundled sample)")
 
@@ -140,12 +143,13 @@ def load_datasets(config: dict):
 
 def data_key(config: dict) -> str:
     text = json.dumps([config["encoder"], config["data"], config["preprocessing"],
-                       os.environ.get("NERQA_DATA_DIR")], sort_keys=True, default=str)
+                       os.environ.get("NERQA_DATA_DIR"), "cache format 2"], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def prepare_tasks(config: dict, tokenizer, cache_root: str | os.PathLike | None = CACHE_ROOT) -> dict:
-    """Tokenized ``TaskData`` for both tasks, cached on disk so that each run process loads it fast."""
+def prepare_tasks(config: dict, tokenizer, cache_root: str | os.PathLike | None = CACHE_ROOT) -> tuple[dict, dict]:
+    """Tokenized ``TaskData`` for both tasks and the data sizes (:func:`data_sizes`), cached on
+    disk so that each run process loads them in a moment."""
     from datasets import load_from_disk
 
     from .training import TaskData, build_tasks
@@ -155,10 +159,12 @@ def prepare_tasks(config: dict, tokenizer, cache_root: str | os.PathLike | None 
         references = json.loads((cache / "ner_references.json").read_text())
         loaded = {name: load_from_disk(str(cache / name)) for name in
                   ("ner_train", "ner_eval", "qa_train", "qa_eval", "qa_examples")}
-        return {"ner": TaskData(loaded["ner_train"], loaded["ner_eval"], references=references),
-                "qa": TaskData(loaded["qa_train"], loaded["qa_eval"], eval_examples=loaded["qa_examples"])}
+        tasks = {"ner": TaskData(loaded["ner_train"], loaded["ner_eval"], references=references),
+                 "qa": TaskData(loaded["qa_train"], loaded["qa_eval"], eval_examples=loaded["qa_examples"])}
+        return tasks, json.loads((cache / "sizes.json").read_text())
     ner, qa = load_datasets(config)
     tasks = build_tasks(tokenizer, ner, qa, **config["preprocessing"])
+    sizes = data_sizes(ner, qa, tasks)
     if cache is not None:
         parts = {"ner_train": tasks["ner"].train_features, "ner_eval": tasks["ner"].eval_features,
                  "qa_train": tasks["qa"].train_features, "qa_eval": tasks["qa"].eval_features,
@@ -166,16 +172,16 @@ def prepare_tasks(config: dict, tokenizer, cache_root: str | os.PathLike | None 
         for name, dataset in parts.items():
             dataset.save_to_disk(str(cache / name))
         (cache / "ner_references.json").write_text(json.dumps(tasks["ner"].references))
+        (cache / "sizes.json").write_text(json.dumps(sizes))
         (cache / "done").write_text("")
-    return tasks
+    return tasks, sizes
 
 
-def data_sizes(tasks: dict) -> dict:
-    """Examples and features of each split: {"ner_train_sentences": ..., "qa_train_windows": ...}."""
-    ner, qa = tasks["ner"], tasks["qa"]
-    return {"ner_train_sentences": len(set(ner.train_features["example_index"])),
-            "ner_eval_sentences": len(ner.references), "qa_train_windows": len(qa.train_features),
-            "qa_eval_questions": len(qa.eval_examples), "qa_eval_windows": len(qa.eval_features)}
+def data_sizes(ner, qa, tasks: dict) -> dict:
+    """Sentences, questions and QA windows of the training and evaluation splits."""
+    return {"ner_train_sentences": len(ner["train"]), "ner_eval_sentences": len(ner["validation"]),
+            "qa_train_questions": len(qa["train"]), "qa_eval_questions": len(qa["validation"]),
+            "qa_train_windows": len(tasks["qa"].train_features), "qa_eval_windows": len(tasks["qa"].eval_features)}
 
 
 # -- one run ------------------------------------------------------------------------------------
@@ -222,9 +228,10 @@ class TimedProbe:
         self.seconds += time.perf_counter() - started
 
 
-def make_probe(config: dict, method: dict, model, tasks: dict, tokenizer) -> TimedProbe | None:
+def make_probe(config: dict, method: dict, model, tasks: dict, tokenizer, steps: int) -> TimedProbe | None:
     """A probe on a fixed batch of each task's training features, for multi-task methods that
-    share trainable encoder weights (not single-task runs, not LoRA)."""
+    share trainable encoder weights (not single-task runs, not LoRA). It measures ``probe.count``
+    times, evenly over the run's ``steps`` (the last at the end), so runs of any length compare."""
     from .extensions.probe import GradientConflictProbe
     from .sampling import MODEL_INPUTS, make_collators
 
@@ -236,7 +243,8 @@ def make_probe(config: dict, method: dict, model, tasks: dict, tokenizer) -> Tim
         rows = tasks[task].train_features[:size]
         keys = [key for key in MODEL_INPUTS if key in rows]
         batches[task] = collators[task]([{key: rows[key][i] for key in keys} for i in range(len(rows["input_ids"]))])
-    return TimedProbe(GradientConflictProbe(model, batches, every=config["probe"]["every"]))
+    every = max(1, steps // max(1, config["probe"]["count"]))
+    return TimedProbe(GradientConflictProbe(model, batches, every=every))
 
 
 def measure_latency(model, features, task: str, examples: int = 50, warmup: int = 5) -> dict:
@@ -350,8 +358,11 @@ def conflict_summary(probe: TimedProbe | None) -> dict | None:
 
 
 def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLike,
-            cache_root: str | os.PathLike | None = CACHE_ROOT) -> dict:
-    """Train and measure one (method, seed); write and return its record (``runs/<method>__seed<k>.json``)."""
+            cache_root: str | os.PathLike | None = CACHE_ROOT, own_process: bool = False) -> dict:
+    """Train and measure one (method, seed); write and return its record (``runs/<method>__seed<k>.json``).
+
+    ``own_process``: this process runs nothing else, so its peak RSS is the run's own.
+    """
     import tempfile
 
     import torch
@@ -362,7 +373,7 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
 
     method = find_method(config, method_name)
     tokenizer = load_tokenizer(config["encoder"])
-    all_tasks = prepare_tasks(config, tokenizer, cache_root)
+    all_tasks, sizes = prepare_tasks(config, tokenizer, cache_root)
     tasks = {task: all_tasks[task] for task in method_tasks(method)}
     settings = config["training"]
     counts = {task: math.ceil(len(data.train_features) / settings["batch_size"]) for task, data in all_tasks.items()}
@@ -370,7 +381,7 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
     set_seed(seed)
     model = build_model(config, method)
     balancer = make_balancer(method, model, seed)
-    probe = make_probe(config, method, model, all_tasks, tokenizer)
+    probe = make_probe(config, method, model, all_tasks, tokenizer, steps)
     reset_peak_memory()
     started, cpu_started = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as scratch:
@@ -394,9 +405,9 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
         **parameter_counts(model, tuple(tasks)),
         "train_seconds": result.train_seconds - probe_seconds, "probe_seconds": probe_seconds,
         "eval_seconds": run_seconds - result.train_seconds, "run_seconds": run_seconds,
-        "run_cpu_seconds": cpu_seconds, **memory,
+        "run_cpu_seconds": cpu_seconds, **memory, "own_process": own_process,
         "latency": latency, **history_summary(result.history), "gradient_conflict": conflict_summary(probe),
-        "data": data_sizes(all_tasks), "device": _device_name(), "threads": torch.get_num_threads(),
+        "data": sizes, "device": _device_name(), "threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft")},
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
@@ -454,8 +465,7 @@ def run_sweep(config_path, out_dir, methods=None, seeds=None, isolate: bool = Tr
     config = load_config(config_path)
     out_dir = Path(out_dir)
     write_json(out_dir / "config.json", config)
-    write_json(out_dir / "sweep.json", {"config_file": str(config_path), "command": command or _command_line(),
-                                        "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    log_sweep(out_dir, config_path, command or _command_line())
     todo = pending_runs(config, out_dir, methods, seeds)
     total = len(methods or config["methods"]) * len(seeds or config["seeds"])
     print(f"{config['name']}: {total - len(todo)} of {total} runs already done; {len(todo)} to go", flush=True)
@@ -473,6 +483,14 @@ def run_sweep(config_path, out_dir, methods=None, seeds=None, isolate: bool = Tr
         if not ok:
             failed.append((method, seed))
     return failed
+
+
+def log_sweep(out_dir: Path, config_path, command: str) -> None:
+    """Append this invocation to ``OUT/sweep.json`` (the report quotes every command that added runs)."""
+    path = out_dir / "sweep.json"
+    sweep = json.loads(path.read_text()) if path.exists() else {"config_file": str(config_path), "commands": []}
+    sweep.setdefault("commands", []).append({"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    write_json(path, sweep)
 
 
 def _run_isolated(out_dir: Path, method: str, seed: int, cache_root) -> bool:
@@ -637,9 +655,9 @@ def methods_table(config: dict) -> str:
         sampling = sampling if len(method_tasks(method)) > 1 else "—"
         if method.get("strategy") == "temperature":
             sampling += f" (T = {method.get('temperature', 2.0)})"
-        weighting = method.get("balancer", "fixed λ = 1")
-        if weighting == "gradnorm":
-            weighting = f"GradNorm (α = {method.get('alpha', 1.5)})"
+        weighting = {"gradnorm": f"GradNorm (α = {method.get('alpha', 1.5)})", "uncertainty": "uncertainty weighting",
+                     "pcgrad": "PCGrad gradient surgery", "static": f"fixed λ = {method.get('task_weights', 1)}",
+                     None: "fixed λ = 1"}[method.get("balancer")]
         rate = method.get("learning_rate", config["training"]["learning_rate"])
         lines.append(f"| {method['name']} | {' + '.join(method_tasks(method))} | {sharing} | {sampling} | "
                      f"{weighting} | {rate:g} |")
@@ -652,21 +670,24 @@ def setup_text(config: dict, records: list[dict]) -> str:
     settings, data = config["training"], config["data"]
     source = "the bundled tiny sample" if data["source"] == "tiny" else "CoNLL-2003 and SQuAD v1.1 (real data)"
     devices = sorted({f"{r['device']} (torch threads: {r['threads']})" for r in records})
+    total = sum(r.get("run_seconds", 0.0) for r in records)
     lines = [
         f"- Data: {source}, one fixed subset for every run (data seed {data['seed']}).",
         f"  NER: {sizes.get('ner_train_sentences', '?'):,} training sentences, scored on "
         f"{sizes.get('ner_eval_sentences', '?'):,} validation sentences (entity-level F1).",
-        f"  QA: {sizes.get('qa_train_windows', '?'):,} training windows, scored on "
-        f"{sizes.get('qa_eval_questions', '?'):,} held-out questions (SQuAD EM / F1).",
+        f"  QA: {sizes.get('qa_train_questions', '?'):,} training questions ({sizes.get('qa_train_windows', '?'):,} "
+        f"windows), scored on {sizes.get('qa_eval_questions', '?'):,} held-out questions (SQuAD EM / F1).",
         f"- Budget: {settings['steps']:,} batches of {settings['batch_size']} per run. Multi-task runs draw them "
-        "from both tasks; GradNorm and uncertainty weighting take one batch of each task per step (half the "
-        "steps); a single-task run gets its task's share of the batches under proportional sampling.",
+        "from both tasks; GradNorm, uncertainty weighting and PCGrad take one batch of each task per step (half "
+        "the steps); a single-task run gets its task's share of the batches under proportional sampling.",
         f"- Encoder `{config['encoder']}`; learning rate {settings['learning_rate']:g} (unless the method sets "
         f"its own), {settings['warmup_ratio']:.0%} warm-up then linear decay, AdamW; windows of "
         f"{config['preprocessing']['qa_max_length']} tokens, stride {config['preprocessing']['doc_stride']}.",
-        f"- Seeds: {', '.join(map(str, config['seeds']))}. Device: {', '.join(devices) or '?'}.",
-        f"- Gradient-conflict probe every {config['probe']['every']} steps on a fixed batch of "
-        f"{config['probe']['batch_size']} per task (its time is not counted as training time).",
+        f"- Seeds: {', '.join(map(str, config['seeds']))}. Device: {', '.join(devices) or '?'}. The "
+        f"{len(records)} runs took {total / 60:.1f} minutes in all (training, evaluation and measurement; "
+        "not counting each process's start).",
+        f"- Gradient-conflict probe {config['probe']['count']} times per run, evenly over its steps, on a fixed "
+        f"batch of {config['probe']['batch_size']} training examples per task (not counted as training time).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -676,8 +697,9 @@ How to read the tables:
 
 - Scores are mean ± standard deviation over seeds (percent). Δ is the method minus the single-task
   run of that task, with a 95% confidence interval: a t-interval on the per-seed differences when
-  both have the same seeds (paired), else Welch's interval. With three seeds t has two degrees of
-  freedom, so intervals are wide; one that contains 0 means these runs cannot tell the two apart.
+  both have the same seeds (paired), else Welch's interval. With n seeds the paired t has n − 1
+  degrees of freedom (three seeds: t = 4.30), so intervals are wide; one that contains 0 means
+  these runs cannot tell the method from the single-task run.
 - Trainable parameters count what the optimiser updates; total parameters what the method needs at
   inference (a single-task run does not count the other task's head). Two single-task models
   together hold the sum of their totals.
@@ -697,17 +719,23 @@ def write_report(out_dir: str | os.PathLike) -> Path:
     summary.to_csv(out_dir / "summary.csv", index=False, float_format="%.4f")
     figures = save_figures(records, summary, config, out_dir)
     sweep = json.loads((out_dir / "sweep.json").read_text()) if (out_dir / "sweep.json").exists() else {}
+    commands = list(dict.fromkeys(entry["command"] for entry in sweep.get("commands", [])))
+    made_by = " and ".join(f"`{command}`" for command in commands) or "an unrecorded command"
     expected = {(m["name"], seed) for m in config["methods"] for seed in config["seeds"]}
     missing = sorted(expected - {(r["method"], r["seed"]) for r in records})
     parts = [
         f"# Experiments: {config['name']}\n",
         f"Generated by `python -m nerqa_helpers.experiments report {out_dir.as_posix()}` from the {len(records)} "
         "run files in `runs/` (do not edit by hand; rerun the command).",
-        f"The runs were made by `{sweep.get('command', '?')}` with the settings in `config.json`.\n",
+        f"The runs were made by {made_by} with the settings in `config.json`.\n",
         "## Setup\n", setup_text(config, records),
         "## Results\n", results_tables(summary) if len(summary) else "No finished runs yet.\n",
         READING_NOTES, "## Methods\n", methods_table(config),
     ]
+    shared = sorted({r["method"] for r in records if r.get("memory_kind") == "cpu_peak_rss" and not r.get("own_process")})
+    if shared:
+        parts.append(f"Note: {', '.join(shared)} ran inside one long process (`--in-process`), so their peak "
+                     "memory is that process's peak so far, not the run's own.\n")
     if figures:
         parts.append("## Figures\n")
         parts += [f"**{title}**\n\n![{title}]({name})\n" for name, title in figures]
@@ -836,7 +864,7 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging
 
         logging.set_verbosity_error()  # no load report per run
-        record = run_one(load_config(args.config), args.method, args.seed, args.out, cache)
+        record = run_one(load_config(args.config), args.method, args.seed, args.out, cache, own_process=True)
         print(f"{args.method} seed {args.seed}: NER F1 {record.get('ner_f1')}, QA F1 {record.get('qa_f1')}, "
               f"{record['train_seconds']:.0f} s training")
         return 0

@@ -16,7 +16,7 @@ def small_config(path: Path, **training) -> Path:
     """experiments/tiny.json cut down to two methods, one seed and four steps."""
     config = json.loads(TINY_CONFIG.read_text())
     config["training"].update(steps=4, **training)
-    config.update(seeds=[0], probe={"every": 1, "batch_size": 2}, latency={"examples": 2, "warmup": 1})
+    config.update(seeds=[0], probe={"count": 2, "batch_size": 2}, latency={"examples": 2, "warmup": 1})
     config["methods"] = [method for method in config["methods"] if method["name"] in ("ner_alone", "gradnorm")]
     path.write_text(json.dumps(config))
     return path
@@ -38,6 +38,7 @@ def test_runner_writes_one_json_per_run_and_skips_finished_runs(tmp_path, monkey
     assert weights["ner"]["last"] + weights["qa"]["last"] == pytest.approx(2.0, abs=1e-4)
     conflict = gradnorm["gradient_conflict"]["by_layer"]
     assert "all" in conflict and all(-1 <= value <= 1 for value in conflict.values())
+    assert sorted({row["step"] for row in gradnorm["gradient_conflict"]["records"]}) == [1, 2]  # count 2 over 2 steps
     assert gradnorm["trainable_parameters"] == gradnorm["total_parameters"] > ner["total_parameters"]
     assert gradnorm["peak_memory_mib"] > 0 and gradnorm["train_seconds"] > 0
 
@@ -59,8 +60,8 @@ def record(method, seed, **values):
     base = {"method": method, "seed": seed, "status": "done", "steps": 10, "trainable_parameters": 100,
             "total_parameters": 100, "train_seconds": 2.0, "peak_memory_mib": 500.0,
             "latency": {task: {"median_ms": 3.0} for task in tasks}, "batches": {task: 5 for task in tasks},
-            "data": {"ner_train_sentences": 10, "ner_eval_sentences": 5, "qa_train_windows": 10,
-                     "qa_eval_questions": 5}, "device": "cpu", "threads": 2}
+            "data": {"ner_train_sentences": 10, "ner_eval_sentences": 5, "qa_train_questions": 9,
+                     "qa_train_windows": 10, "qa_eval_questions": 5}, "device": "cpu", "threads": 2}
     return {**base, **values}
 
 
