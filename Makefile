@@ -35,3 +35,15 @@ test-notebooks: $(STAMP)
 
 clean:
 	rm -rf runs outputs .pytest_cache
+
+# Every method x seed of experiments/$(EXPERIMENT).json, then its report in
+# reports/experiments-$(EXPERIMENT)/ (a rerun skips finished runs). `make report` only rewrites the
+# report (README.md, summary.csv, figures) from the runs' JSON files.
+EXPERIMENT ?= cpu
+NERQA_DATA_DIR ?= ../shared/data
+.PHONY: experiments
+experiments: $(STAMP)
+	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 NERQA_DATA_DIR=$(NERQA_DATA_DIR) $(PY) -m nerqa_helpers.experiments run experiments/$(EXPERIMENT).json --out reports/experiments-$(EXPERIMENT)
+
+report: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m nerqa_helpers.experiments report reports/experiments-$(EXPERIMENT)
