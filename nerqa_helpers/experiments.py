@@ -77,7 +77,8 @@ def check_config(config: dict) -> None:
     for method in config["methods"]:
         unknown = set(method) - METHOD_KEYS
         if unknown:
-            raise ValueError(f"method {method['name']!r}: unknown keys {sorted(unknown)}; allowed {sorted(METHOD_KEYS)}")
+            raise ValueError(f"method {method['name']!r}: unknown keys {sorted(unknown)}; "
+                             f"allowed {sorted(METHOD_KEYS)}")
         if method.get("balancer", "static") not in BALANCERS:
             raise ValueError(f"method {method['name']!r}: balancer must be one of {BALANCERS}")
         if method.get("balancer") and len(method_tasks(method)) < 2:
@@ -89,6 +90,7 @@ def check_config(config: dict) -> None:
 
 
 def find_method(config: dict, name: str) -> dict:
+    """The method called ``name`` in the config."""
     for method in config["methods"]:
         if method["name"] == name:
             return method
@@ -96,6 +98,7 @@ def find_method(config: dict, name: str) -> dict:
 
 
 def method_tasks(method: dict) -> tuple[str, ...]:
+    """The tasks a method trains (both unless it says otherwise)."""
     return tuple(method.get("tasks", TASKS))
 
 
@@ -142,6 +145,7 @@ def load_datasets(config: dict):
 
 
 def data_key(config: dict) -> str:
+    """Name of the tokenized-data cache folder: a hash of what the data and its features depend on."""
     text = json.dumps([config["encoder"], config["data"], config["preprocessing"],
                        os.environ.get("NERQA_DATA_DIR"), "cache format 2"], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -252,14 +256,29 @@ def measure_latency(model, features, task: str, examples: int = 50, warmup: int 
 
     ``features``: tokenized evaluation features (the first ``warmup + examples`` are used; the
     same ones for every method). Returns median and mean milliseconds and the mean length in
-    tokens. Tokenization and post-processing are not included.
+    tokens. Tokenization and post-processing are not included. On a CPU it uses one thread: a
+    batch of one gains little from a second, and two threads that wait for each other turn any
+    other load on the machine into stalls of tens of milliseconds.
     """
     import torch
 
     device = next(model.parameters()).device
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        return _time_forward(model, features, task, examples, warmup, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _time_forward(model, features, task, examples, warmup, device) -> dict:
+    import torch
+
     rows = features[: warmup + examples]
     keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in rows]
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    on_gpu = device.type == "cuda"  # bf16 as in evaluation on a GPU, float32 on a CPU
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
     model.eval()
     times, lengths = [], []
     with torch.inference_mode(), autocast:
@@ -273,7 +292,7 @@ def measure_latency(model, features, task: str, examples: int = 50, warmup: int 
                 times.append(1000 * (time.perf_counter() - started))
                 lengths.append(len(rows["input_ids"][index]))
     return {"median_ms": float(np.median(times)), "mean_ms": float(np.mean(times)),
-            "mean_tokens": float(np.mean(lengths)), "examples": len(times)}
+            "mean_tokens": float(np.mean(lengths)), "examples": len(times), "threads": torch.get_num_threads()}
 
 
 def _synchronize(device) -> None:
@@ -284,9 +303,14 @@ def _synchronize(device) -> None:
 
 
 def reset_peak_memory() -> None:
+    """Start the CUDA peak-memory count afresh (after freeing what an earlier run left behind)."""
+    import gc
+
     import torch
 
+    gc.collect()
     if torch.cuda.is_available():
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
 
 
@@ -357,6 +381,23 @@ def conflict_summary(probe: TimedProbe | None) -> dict | None:
                         for row in frame.to_dict("records")]}
 
 
+def training_config(config: dict, method: dict, seed: int, steps: int, fewest_batches: int, output_dir):
+    """The loop's ``TrainingConfig`` for one run: ``steps`` steps, no checkpoint, the method's
+    learning rate and strategy, and enough shuffled passes over the data (``fewest_batches``: the
+    batches in one pass over the smaller task) that no batch repeats within a pass."""
+    from .training import TrainingConfig
+
+    settings = config["training"]
+    shared = ("batch_size", "eval_batch_size", "warmup_ratio", "weight_decay", "max_grad_norm", "log_every",
+              "mixed_precision")
+    return TrainingConfig(
+        output_dir=str(output_dir), max_steps=steps, seed=seed, save_best=False, progress=False,
+        learning_rate=method.get("learning_rate", settings["learning_rate"]),
+        strategy=method.get("strategy", "proportional"), temperature=method.get("temperature", 2.0),
+        task_epochs=max(1, math.ceil(steps / fewest_batches)), **{key: settings[key] for key in shared},
+    )
+
+
 def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLike,
             cache_root: str | os.PathLike | None = CACHE_ROOT, own_process: bool = False) -> dict:
     """Train and measure one (method, seed); write and return its record (``runs/<method>__seed<k>.json``).
@@ -369,7 +410,7 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
     from accelerate.utils import set_seed
 
     from .encoders import load_tokenizer
-    from .training import TrainingConfig, train
+    from .training import train
 
     method = find_method(config, method_name)
     tokenizer = load_tokenizer(config["encoder"])
@@ -383,29 +424,25 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
     balancer = make_balancer(method, model, seed)
     probe = make_probe(config, method, model, all_tasks, tokenizer, steps)
     reset_peak_memory()
+    load_before = _load_average()
     started, cpu_started = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as scratch:
-        training = TrainingConfig(
-            output_dir=scratch, max_steps=steps, seed=seed, save_best=False, progress=False,
-            learning_rate=method.get("learning_rate", settings["learning_rate"]),
-            strategy=method.get("strategy", "proportional"), temperature=method.get("temperature", 2.0),
-            task_epochs=max(1, math.ceil(steps / min(counts[task] for task in tasks))),
-            **{key: settings[key] for key in ("batch_size", "eval_batch_size", "warmup_ratio", "weight_decay",
-                                              "max_grad_norm", "log_every", "mixed_precision")},
-        )
+        training = training_config(config, method, seed, steps, min(counts[task] for task in tasks), scratch)
         result = train(model, tokenizer, tasks, training, step_hook=probe, balancer=balancer)
     run_seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     memory = peak_memory()
-    latency = {task: measure_latency(model, all_tasks[task].eval_features, task, **config["latency"]) for task in tasks}
+    latency = {task: measure_latency(model, all_tasks[task].eval_features, task, **config["latency"])
+               for task in tasks}
     probe_seconds = probe.seconds if probe else 0.0
+    scores = ("ner_f1", "ner_precision", "ner_recall", "qa_exact_match", "qa_f1")
     record = {
         "method": method_name, "seed": seed, "experiment": config["name"], "setup_hash": setup_hash(config, method),
         "status": "done", "method_settings": method, "tasks": list(tasks), "steps": result.metrics["steps"],
-        **{key: result.metrics.get(key) for key in ("ner_f1", "ner_precision", "ner_recall", "qa_exact_match", "qa_f1")},
-        **parameter_counts(model, tuple(tasks)),
+        **{key: result.metrics.get(key) for key in scores}, **parameter_counts(model, tuple(tasks)),
         "train_seconds": result.train_seconds - probe_seconds, "probe_seconds": probe_seconds,
         "eval_seconds": run_seconds - result.train_seconds, "run_seconds": run_seconds,
         "run_cpu_seconds": cpu_seconds, **memory, "own_process": own_process,
+        "load_average": [load_before, _load_average()], "cpu_count": os.cpu_count(),
         "latency": latency, **history_summary(result.history), "gradient_conflict": conflict_summary(probe),
         "data": sizes, "device": _device_name(), "threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft")},
@@ -413,6 +450,31 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
     }
     write_json(run_path(out_dir, method_name, seed), record)
     return record
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average (None where the system has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def busy_runs(records: list[dict], least_share: float = 0.85) -> list[dict]:
+    """CPU runs that shared the machine with other programs, so their seconds and latencies are
+    too high: the run's CPU time was below ``least_share`` of (wall time × torch threads) (an
+    undisturbed run keeps its threads busy about 94% of the time here), or the load average went
+    above the number of cores."""
+    def busy(record):
+        if record.get("device") != "cpu":
+            return False
+        capacity = record.get("run_seconds", 0.0) * record.get("threads", 1)
+        share = record.get("run_cpu_seconds", 0.0) / max(capacity, 1e-9)
+        loads = [load for load in record.get("load_average", []) if load is not None]
+        crowded = bool(loads) and max(loads) > (record.get("cpu_count") or 1) + 0.5
+        return crowded or ("run_cpu_seconds" in record and share < least_share)
+
+    return [record for record in records if busy(record)]
 
 
 def _device_name() -> str:
@@ -440,33 +502,39 @@ def write_json(path: str | os.PathLike, value) -> None:
 
 # -- the sweep ----------------------------------------------------------------------------------
 def run_path(out_dir: str | os.PathLike, method: str, seed: int) -> Path:
+    """Where the record of (method, seed) lives: ``OUT/runs/<method>__seed<seed>.json``."""
     return Path(out_dir) / "runs" / f"{method}__seed{seed}.json"
 
 
-def is_finished(path: Path, expected_hash: str) -> bool:
-    """A run counts as done when its JSON exists, says ``done`` and has the same settings."""
+def is_finished(path: Path, expected_hash: str, rerun_busy: bool = False) -> bool:
+    """A run counts as done when its JSON exists, says ``done`` and has the same settings (and,
+    with ``rerun_busy``, was not disturbed by other programs: :func:`busy_runs`)."""
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return record.get("status") == "done" and record.get("setup_hash") == expected_hash
+    done = record.get("status") == "done" and record.get("setup_hash") == expected_hash
+    return done and not (rerun_busy and busy_runs([record]))
 
 
-def pending_runs(config: dict, out_dir, methods=None, seeds=None) -> list[tuple[str, int]]:
+def pending_runs(config: dict, out_dir, methods=None, seeds=None, rerun_busy: bool = False) -> list[tuple[str, int]]:
     """(method, seed) pairs of the sweep that have no finished JSON yet, in config order."""
     names = methods or [method["name"] for method in config["methods"]]
+    hashes = {name: setup_hash(config, find_method(config, name)) for name in names}
     return [(name, seed) for name in names for seed in (seeds or config["seeds"])
-            if not is_finished(run_path(out_dir, name, seed), setup_hash(config, find_method(config, name)))]
+            if not is_finished(run_path(out_dir, name, seed), hashes[name], rerun_busy)]
 
 
 def run_sweep(config_path, out_dir, methods=None, seeds=None, isolate: bool = True,
-              cache_root=CACHE_ROOT, command: str | None = None) -> list[tuple[str, int]]:
-    """Run every pending (method, seed); returns the ones that failed (the others carry on)."""
+              cache_root=CACHE_ROOT, command: str | None = None, rerun_busy: bool = False) -> list[tuple[str, int]]:
+    """Run every pending (method, seed); returns the ones that failed (the others carry on).
+
+    ``rerun_busy``: also run again the finished runs whose timings other programs disturbed."""
     config = load_config(config_path)
     out_dir = Path(out_dir)
     write_json(out_dir / "config.json", config)
     log_sweep(out_dir, config_path, command or _command_line())
-    todo = pending_runs(config, out_dir, methods, seeds)
+    todo = pending_runs(config, out_dir, methods, seeds, rerun_busy)
     total = len(methods or config["methods"]) * len(seeds or config["seeds"])
     print(f"{config['name']}: {total - len(todo)} of {total} runs already done; {len(todo)} to go", flush=True)
     if todo:
@@ -477,7 +545,10 @@ def run_sweep(config_path, out_dir, methods=None, seeds=None, isolate: bool = Tr
     for number, (method, seed) in enumerate(todo, start=1):
         started = time.perf_counter()
         print(f"[{number}/{len(todo)}] {method} seed {seed} ...", flush=True)
-        ok = _run_isolated(out_dir, method, seed, cache_root) if isolate else _run_here(config, method, seed, out_dir, cache_root)
+        if isolate:
+            ok = _run_isolated(out_dir, method, seed, cache_root)
+        else:
+            ok = _run_here(config, method, seed, out_dir, cache_root)
         print(f"[{number}/{len(todo)}] {method} seed {seed} {'done' if ok else 'FAILED'} "
               f"in {time.perf_counter() - started:.0f} s", flush=True)
         if not ok:
@@ -495,7 +566,7 @@ def log_sweep(out_dir: Path, config_path, command: str) -> None:
 
 def _run_isolated(out_dir: Path, method: str, seed: int, cache_root) -> bool:
     command = [sys.executable, "-m", "nerqa_helpers.experiments", "run-one", str(out_dir / "config.json"),
-               "--method", method, "--seed", str(seed), "--out", str(out_dir), "--cache", str(cache_root)]
+               "--method", method, "--seed", str(seed), "--out", str(out_dir), "--cache", str(cache_root or "")]
     return subprocess.run(command, env={**os.environ, "TQDM_DISABLE": "1"}).returncode == 0
 
 
@@ -621,22 +692,27 @@ def _number(value, digits: int = 0) -> str:
     return "" if value is None or not np.isfinite(value) else f"{value:,.{digits}f}"
 
 
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table; the first column is left-aligned, the others right-aligned."""
+    lines = [header, ["---"] + ["---:"] * (len(header) - 1), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
+
+
 def results_tables(summary: pd.DataFrame) -> str:
     """The two Markdown tables of the report: scores, then costs."""
-    quality = ["| method | NER F1 | Δ NER F1 [95% CI] | QA EM | Δ QA EM [95% CI] | QA F1 | Δ QA F1 [95% CI] | seeds |",
-               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    cost = ["| method | trainable parameters | total parameters | batches NER / QA | training s | "
-            "peak memory MiB | NER ms / sentence | QA ms / window |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    quality, cost = [], []
     for row in summary.to_dict("records"):
-        quality.append(f"| {row['method']} | {_score(row, 'ner_f1')} | {_difference(row, 'ner_f1')} | "
-                       f"{_score(row, 'qa_exact_match')} | {_difference(row, 'qa_exact_match')} | "
-                       f"{_score(row, 'qa_f1')} | {_difference(row, 'qa_f1')} | {row['seeds']} |")
-        cost.append(f"| {row['method']} | {_number(row['trainable_parameters'])} | {_number(row['total_parameters'])} | "
-                    f"{_number(row['batches_ner'])} / {_number(row['batches_qa'])} | {_number(row['train_seconds'], 1)} | "
-                    f"{_number(row['peak_memory_mib'])} | {_number(row['latency_ner_ms'], 1)} | "
-                    f"{_number(row['latency_qa_ms'], 1)} |")
-    return "\n".join(quality) + "\n\n" + "\n".join(cost) + "\n"
+        quality.append([row["method"], _score(row, "ner_f1"), _difference(row, "ner_f1"),
+                        _score(row, "qa_exact_match"), _difference(row, "qa_exact_match"),
+                        _score(row, "qa_f1"), _difference(row, "qa_f1"), str(row["seeds"])])
+        cost.append([row["method"], _number(row["trainable_parameters"]), _number(row["total_parameters"]),
+                     f"{_number(row['batches_ner'])} / {_number(row['batches_qa'])}",
+                     _number(row["train_seconds"], 1), _number(row["peak_memory_mib"]),
+                     _number(row["latency_ner_ms"], 1), _number(row["latency_qa_ms"], 1)])
+    return (_table(["method", "NER F1", "Δ NER F1 [95% CI]", "QA EM", "Δ QA EM [95% CI]", "QA F1",
+                    "Δ QA F1 [95% CI]", "seeds"], quality) + "\n"
+            + _table(["method", "trainable parameters", "total parameters", "batches NER / QA", "training s",
+                      "peak memory MiB", "NER ms / sentence", "QA ms / window"], cost))
 
 
 def methods_table(config: dict) -> str:
@@ -655,9 +731,10 @@ def methods_table(config: dict) -> str:
         sampling = sampling if len(method_tasks(method)) > 1 else "—"
         if method.get("strategy") == "temperature":
             sampling += f" (T = {method.get('temperature', 2.0)})"
-        weighting = {"gradnorm": f"GradNorm (α = {method.get('alpha', 1.5)})", "uncertainty": "uncertainty weighting",
-                     "pcgrad": "PCGrad gradient surgery", "static": f"fixed λ = {method.get('task_weights', 1)}",
-                     None: "fixed λ = 1"}[method.get("balancer")]
+        weightings = {"gradnorm": f"GradNorm (α = {method.get('alpha', 1.5)})",
+                      "uncertainty": "uncertainty weighting", "pcgrad": "PCGrad gradient surgery",
+                      "static": f"fixed λ = {method.get('task_weights', 1)}", None: "fixed λ = 1"}
+        weighting = weightings[method.get("balancer")]
         rate = method.get("learning_rate", config["training"]["learning_rate"])
         lines.append(f"| {method['name']} | {' + '.join(method_tasks(method))} | {sharing} | {sampling} | "
                      f"{weighting} | {rate:g} |")
@@ -671,12 +748,13 @@ def setup_text(config: dict, records: list[dict]) -> str:
     source = "the bundled tiny sample" if data["source"] == "tiny" else "CoNLL-2003 and SQuAD v1.1 (real data)"
     devices = sorted({f"{r['device']} (torch threads: {r['threads']})" for r in records})
     total = sum(r.get("run_seconds", 0.0) for r in records)
+    count = lambda key: f"{sizes[key]:,}" if isinstance(sizes.get(key), int) else "?"  # noqa: E731
     lines = [
         f"- Data: {source}, one fixed subset for every run (data seed {data['seed']}).",
-        f"  NER: {sizes.get('ner_train_sentences', '?'):,} training sentences, scored on "
-        f"{sizes.get('ner_eval_sentences', '?'):,} validation sentences (entity-level F1).",
-        f"  QA: {sizes.get('qa_train_questions', '?'):,} training questions ({sizes.get('qa_train_windows', '?'):,} "
-        f"windows), scored on {sizes.get('qa_eval_questions', '?'):,} held-out questions (SQuAD EM / F1).",
+        f"  NER: {count('ner_train_sentences')} training sentences, scored on {count('ner_eval_sentences')} "
+        "validation sentences (entity-level F1).",
+        f"  QA: {count('qa_train_questions')} training questions ({count('qa_train_windows')} windows), scored on "
+        f"{count('qa_eval_questions')} held-out questions (SQuAD EM / F1).",
         f"- Budget: {settings['steps']:,} batches of {settings['batch_size']} per run. Multi-task runs draw them "
         "from both tasks; GradNorm, uncertainty weighting and PCGrad take one batch of each task per step (half "
         "the steps); a single-task run gets its task's share of the batches under proportional sampling.",
@@ -705,9 +783,27 @@ How to read the tables:
   together hold the sum of their totals.
 - Training seconds: the loop only (not evaluation, not the probe). Peak memory: the run process's
   peak resident memory on a CPU (Python, libraries and data included), CUDA max allocated on a GPU.
-  Latency: median time of one forward pass for one NER sentence or one QA window (batch 1, after
-  training; tokenization and span search not included).
+  Latency: median time of one forward pass for one NER sentence or one QA window (batch 1, one
+  CPU thread, after training; tokenization and span search not included).
 """
+
+
+def measurement_warnings(records: list[dict]) -> str:
+    """Paragraphs naming runs whose timings or memory figures should not be trusted ("" if none)."""
+    lines = []
+    busy = busy_runs(records)
+    if busy:
+        names = ", ".join(f"{r['method']} seed {r['seed']}" for r in busy)
+        lines.append(f"**Warning:** {len(busy)} of {len(records)} runs ran while other programs kept the machine "
+                     "busy (their threads ran less than 85% of the time, or the load average passed the number of "
+                     f"cores): {names}. Their seconds and latencies are too high; scores are not affected. Add "
+                     "`--rerun-busy` to the sweep command on an idle machine to measure them again.\n")
+    shared = sorted({r["method"] for r in records
+                     if r.get("memory_kind") == "cpu_peak_rss" and not r.get("own_process")})
+    if shared:
+        lines.append(f"**Note:** {', '.join(shared)} ran inside one long process (`--in-process`), so their peak "
+                     "memory is that process's peak so far, not the run's own.\n")
+    return "\n".join(lines)
 
 
 def write_report(out_dir: str | os.PathLike) -> Path:
@@ -730,12 +826,8 @@ def write_report(out_dir: str | os.PathLike) -> Path:
         f"The runs were made by {made_by} with the settings in `config.json`.\n",
         "## Setup\n", setup_text(config, records),
         "## Results\n", results_tables(summary) if len(summary) else "No finished runs yet.\n",
-        READING_NOTES, "## Methods\n", methods_table(config),
+        measurement_warnings(records), READING_NOTES, "## Methods\n", methods_table(config),
     ]
-    shared = sorted({r["method"] for r in records if r.get("memory_kind") == "cpu_peak_rss" and not r.get("own_process")})
-    if shared:
-        parts.append(f"Note: {', '.join(shared)} ran inside one long process (`--in-process`), so their peak "
-                     "memory is that process's peak so far, not the run's own.\n")
     if figures:
         parts.append("## Figures\n")
         parts += [f"**{title}**\n\n![{title}]({name})\n" for name, title in figures]
@@ -743,7 +835,7 @@ def write_report(out_dir: str | os.PathLike) -> Path:
         parts.append("## Missing runs\n")
         parts.append(", ".join(f"{method} seed {seed}" for method, seed in missing) + "\n")
     path = out_dir / "README.md"
-    path.write_text("\n".join(parts))
+    path.write_text("\n".join(part for part in parts if part))
     return path
 
 
@@ -794,7 +886,8 @@ def plot_conflict_by_layer(records: list[dict]):
     probed = [r for r in records if r.get("gradient_conflict")]
     if not probed:
         return None
-    layers = list(dict.fromkeys(layer for r in probed for layer in r["gradient_conflict"]["by_layer"] if layer != "all"))
+    layers = list(dict.fromkeys(layer for r in probed for layer in r["gradient_conflict"]["by_layer"]
+                                if layer != "all"))
     figure = Figure(figsize=(7.5, 3.8), layout="constrained")
     ax = figure.subplots()
     for index, method in enumerate(dict.fromkeys(r["method"] for r in probed)):
@@ -839,8 +932,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder (runs/*.json, README.md, figures)")
     run.add_argument("--methods", default=None, help="comma-separated subset of the config's methods")
     run.add_argument("--seeds", default=None, help="comma-separated subset of seeds")
-    run.add_argument("--in-process", action="store_true", help="run in this process (faster start, shared peak memory)")
+    run.add_argument("--in-process", action="store_true",
+                     help="run in this process (faster start; on a CPU the peak memory is then shared)")
     run.add_argument("--cache", default=str(CACHE_ROOT), help="folder for the tokenized data ('' for none)")
+    run.add_argument("--rerun-busy", action="store_true",
+                     help="also rerun finished runs whose timings other programs disturbed (see the report)")
     run.add_argument("--no-report", action="store_true")
     one = commands.add_parser("run-one", help="one (method, seed); what `run` starts in a fresh process")
     one.add_argument("config")
@@ -870,7 +966,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     split = lambda text, kind: [kind(part) for part in text.split(",")] if text else None  # noqa: E731
     failed = run_sweep(args.config, args.out, split(args.methods, str), split(args.seeds, int),
-                       isolate=not args.in_process, cache_root=cache)
+                       isolate=not args.in_process, cache_root=cache, rerun_busy=args.rerun_busy)
     if not args.no_report:
         print(f"wrote {write_report(args.out)}")
     if failed:

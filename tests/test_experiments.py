@@ -51,6 +51,11 @@ def test_runner_writes_one_json_per_run_and_skips_finished_runs(tmp_path, monkey
     changed["methods"][1]["alpha"] = 0.5  # a new GradNorm setting: only that run is out of date
     config_path.write_text(json.dumps(changed))
     assert experiments.pending_runs(experiments.load_config(config_path), out) == [("gradnorm", 0)]
+    disturbed = json.loads((out / "runs" / "ner_alone__seed0.json").read_text())
+    disturbed["run_cpu_seconds"] = 0.5 * disturbed["run_seconds"] * disturbed["threads"]
+    experiments.write_json(out / "runs" / "ner_alone__seed0.json", disturbed)
+    assert experiments.pending_runs(experiments.load_config(config_path), out, rerun_busy=True) == [
+        ("ner_alone", 0), ("gradnorm", 0)]
     assert "ner_alone" in experiments.write_report(out).read_text()
 
 
@@ -86,10 +91,14 @@ def synthetic_report(tmp_path):
     for method, runs in SCORES.items():
         for seed, values in runs:
             extra = {}
+            if method == "two_seeds":  # seed 0: load above the cores; seed 1: threads busy 60% of the time
+                extra = [{"load_average": [0.5, 4.2], "cpu_count": 2},
+                         {"run_seconds": 10.0, "run_cpu_seconds": 12.0, "threads": 2}][seed]
             if method == "shared":
                 extra = {"task_weights": {"tasks": ["ner", "qa"], "curve": [[1, 1.2, 0.8], [9, 1.1, 0.9]]},
                          "gradient_conflict": {"by_layer": {"layer 0": 0.1 * seed, "all": 0.05}}}
-            experiments.write_json(experiments.run_path(tmp_path, method, seed), record(method, seed, **values, **extra))
+            path = experiments.run_path(tmp_path, method, seed)
+            experiments.write_json(path, record(method, seed, **values, **extra))
     return tmp_path, config
 
 
@@ -103,7 +112,8 @@ def test_summary_means_stds_and_paired_intervals_match_hand_computed_ones(synthe
     assert shared["ner_f1_low"] == pytest.approx(1 - T_2 / math.sqrt(3))
     assert shared["ner_f1_high"] == pytest.approx(1 + T_2 / math.sqrt(3))
     # QA F1 differences 2, 0, -2: mean 0, sd 2
-    assert shared["qa_f1_diff"] == pytest.approx(0.0) and shared["qa_f1_high"] == pytest.approx(2 * T_2 / math.sqrt(3))
+    assert shared["qa_f1_diff"] == pytest.approx(0.0)
+    assert shared["qa_f1_high"] == pytest.approx(2 * T_2 / math.sqrt(3))
     # identical EM on every seed: a zero-width interval at 0
     assert shared["qa_exact_match_low"] == pytest.approx(0.0) == shared["qa_exact_match_high"]
     assert summary.loc["ner_alone", "ner_f1_std"] == pytest.approx(2.0)
@@ -128,6 +138,8 @@ def test_report_writes_the_tables_figures_and_missing_runs(synthetic_report):
     assert "| shared | 83.00 ± 1.73 | +1.00 [-1.48, +3.48] | 42.00 ± 2.00 | +0.00 [+0.00, +0.00] |" in text
     assert "| ner_alone | 82.00 ± 2.00 |  |" in text
     assert "two_seeds seed 2" in text.split("## Missing runs")[1]
+    warning = text.split("**Warning:** ")[1].split("\n")[0]
+    assert warning.startswith("2 of 11 runs") and "two_seeds seed 0, two_seeds seed 1." in warning
     for name in ("f1_by_method.png", "task_weights.png", "gradient_conflict.png"):
         assert (out / name).stat().st_size > 1000 and f"]({name})" in text
     assert "shared" in (out / "summary.csv").read_text()
