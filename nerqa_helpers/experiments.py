@@ -950,16 +950,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m nerqa_helpers.experiments``; returns the exit code (1: runs failed)."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cache = (args.cache or None) if args.command != "report" else None
     if args.command == "report":
         print(f"wrote {write_report(args.out)}")
         return 0
-    if args.command == "run-one":
-        from transformers.utils import logging
+    from transformers.utils import logging
 
-        logging.set_verbosity_error()  # no load report per run
+    logging.set_verbosity_error()  # no encoder load report per run
+    if args.command == "run-one":
         record = run_one(load_config(args.config), args.method, args.seed, args.out, cache, own_process=True)
         print(f"{args.method} seed {args.seed}: NER F1 {record.get('ner_f1')}, QA F1 {record.get('qa_f1')}, "
               f"{record['train_seconds']:.0f} s training")
