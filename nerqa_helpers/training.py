@@ -64,6 +64,7 @@ class TrainingConfig:
     cpu: bool = False
     checkpoint_every: int | None = None  # steps between resumable checkpoints in output_dir/checkpoint
     deterministic: bool = False  # deterministic GPU kernels (the CPU loop is deterministic anyway)
+    torch_compile: bool = False  # compiles on the first steps of each task and shape: see benchmarks/
 
 
 @dataclass
@@ -304,6 +305,8 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
     start = resumed["step"] if resumed else 0
     steps = loader.iterate_joint(total, start_step=start) if joint else ({task: batch} for task, batch in loader.iterate(start))
     model, optimizer = accelerator.prepare(model, optimizer)
+    if config.torch_compile:
+        model = torch.compile(model, dynamic=True)  # lengths vary per batch: one graph for all of them
     output_dir = Path(config.output_dir)
     history = History(resumed["history"] if resumed else None)
     state = {"best": None, "bad_evals": 0, "stop": False, **(resumed["state"] if resumed else {})}
