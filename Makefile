@@ -33,6 +33,15 @@ test-unit: $(STAMP)
 test-notebooks: $(STAMP)
 	HF_HUB_OFFLINE=1 NERQA_TINY=1 TQDM_DISABLE=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks
 
+# Training and inference speed against a pad-to-max loop and the bare encoder (see benchmarks/README.md).
+BENCH_PRESET ?= cpu
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(PY) benchmarks/bench.py --preset $(BENCH_PRESET) --out reports/benchmark-$(BENCH_PRESET).json
+
+# Offline bundle (<= 64 MiB, not committed) for the full-data GPU run: scripts/gpu/run_full.sh.
+bundle: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) scripts/gpu/build_bundle.py --out bundle --tar dist/nerqa-gpu-bundle.tar.gz
+
 clean:
 	rm -rf runs outputs .pytest_cache
 
