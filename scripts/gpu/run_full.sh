@@ -46,6 +46,7 @@ for part in encoder/config.json wheels data/conll2003/train.txt data/squad/dev-v
   fi
 done
 BUNDLE="$(cd "$BUNDLE" && pwd)"
+[[ "$PY" == */* && "$PY" != /* ]] && PY="$(pwd)/$PY"  # a relative interpreter path must survive the cd below
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 WORK="${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/nerqa-gpu.XXXXXX")}"
