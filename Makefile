@@ -56,3 +56,6 @@ experiments: $(STAMP)
 
 report: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m nerqa_helpers.experiments report reports/experiments-$(EXPERIMENT)
+
+test-browser: $(STAMP)
+	HF_HUB_OFFLINE=1 NERQA_TINY=1 TQDM_DISABLE=1 $(PY) -m pytest -q tests/browser

@@ -121,11 +121,11 @@ class MultiTaskModel(PreTrainedModel):
         self.qa_head = nn.Linear(hidden_size, 2)  # column 0: start score, column 1: end score
         self.task_layers = self._split_encoder(config.shared_layers)
         self._encoder_takes_token_types = "token_type_ids" in inspect.signature(encoder.forward).parameters
+        self.post_init()  # before the adapters: post_init would re-initialise LoRA's zero B matrices
         if config.lora:
             from .extensions.lora import add_task_adapters
 
             add_task_adapters(self, config.lora)
-        self.post_init()
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
