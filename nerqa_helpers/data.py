@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
+from .encoders import hub_reachable as _hub_reachable
+
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 """IOB2 tags of CoNLL-2003 in the order the hub's ``ner_tags`` ClassLabel uses."""
 
@@ -442,17 +444,6 @@ def _offline_mode() -> bool:
 
     flag = os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in {"1", "true", "yes", "on"}
     return flag or bool(constants.HF_HUB_OFFLINE)
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """True when the hub endpoint (``$HF_ENDPOINT`` or huggingface.co) accepts a connection in time."""
-    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    try:
-        with socket.create_connection((endpoint.hostname, port), timeout=timeout):
-            return True
-    except (OSError, TypeError):
-        return False
 
 
 def _hub_error(repo_id: str, why: str) -> HubUnavailableError:

