@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Mapping
-from urllib.parse import urlsplit
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
