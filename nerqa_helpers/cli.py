@@ -112,7 +112,7 @@ def command_train(args) -> dict:
         max_steps=args.max_steps, strategy=args.strategy, temperature=args.temperature,
         eval_every=args.eval_every or preset.eval_every, seed=args.seed, progress=not args.quiet,
         early_stopping_patience=args.early_stopping, checkpoint_every=args.checkpoint_every or None,
-        deterministic=args.deterministic,
+        deterministic=args.deterministic, num_workers=args.num_workers, torch_compile=args.compile,
     )
     if resume_note:
         print(resume_note)
@@ -369,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--resume", action="store_true",
                          help="go on from OUTPUT_DIR's checkpoint (same settings; --learning-rate may differ)")
         sub.add_argument("--deterministic", action="store_true", help="deterministic GPU kernels (slower)")
+        sub.add_argument("--num-workers", type=_count, default=0, metavar="N",
+                         help="data loader worker processes (0: collate in the training process)")
+        sub.add_argument("--compile", action="store_true",
+                         help="torch.compile the model (pays off on a GPU for long runs)")
 
     train_options(commands.add_parser("train", help="train and evaluate"))
     run = commands.add_parser("run", help="the main job: small preset on real data if found, else tiny")
@@ -418,6 +422,14 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number ≥ 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _is_user_error(error: Exception) -> bool:

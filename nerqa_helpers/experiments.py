@@ -715,6 +715,30 @@ def results_tables(summary: pd.DataFrame) -> str:
                       "peak memory MiB", "NER ms / sentence", "QA ms / window"], cost))
 
 
+def results_frame(out_dir: str | os.PathLike, methods: list[str] | None = None) -> pd.DataFrame | None:
+    """The report's results for ``methods`` (default: all, in the config's order) as a table to show
+    in a notebook: scores as mean ± std over seeds, differences to single-task with their 95%
+    intervals, trainable parameters and training seconds. Reads ``OUT/summary.csv``; ``None`` (and a
+    note on how to make it) when the sweep has not been run."""
+    path = Path(out_dir) / "summary.csv"
+    if not path.is_file():
+        print(f"No experiment report in {out_dir}: `make experiments` makes one (about an hour on 2 CPU cores).")
+        return None
+    summary = pd.read_csv(path).set_index("method", drop=False)
+    unknown = sorted(set(methods or []) - set(summary.index))
+    if unknown:
+        raise ValueError(f"{path} has no method {unknown}; it has {list(summary.index)}")
+    rows = {}
+    for row in summary.loc[methods or list(summary.index)].to_dict("records"):
+        rows[row["method"]] = {
+            "NER F1": _score(row, "ner_f1"), "Δ NER F1 [95% CI]": _difference(row, "ner_f1"),
+            "QA EM": _score(row, "qa_exact_match"), "QA F1": _score(row, "qa_f1"),
+            "Δ QA F1 [95% CI]": _difference(row, "qa_f1"),
+            "trainable parameters": _number(row["trainable_parameters"]),
+            "training s": _number(row["train_seconds"], 1), "seeds": int(row["seeds"])}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
+
+
 def methods_table(config: dict) -> str:
     """What each method is: tasks, sharing, sampling, loss weighting, learning rate."""
     lines = ["| method | tasks | sharing | sampling | loss weighting | learning rate |",

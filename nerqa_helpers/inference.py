@@ -302,7 +302,8 @@ class MultiTaskPipeline:
         - doc_stride) // 2 tokens (126 for 384 / 128), so every window keeps room for context."""
         question, keep = question.lstrip(), self.max_question_tokens
         while True:  # a cut prefix can tokenize differently (BPE): cut again until it fits
-            offsets = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            offsets = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True,
+                                     verbose=False)["offset_mapping"]  # long on purpose: no warning
             if len(offsets) <= keep:
                 return question
             question = question[: min(offsets[keep - 1][1], len(question) - 1)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,8 +27,8 @@ from .metrics import ner_scores, squad_scores, squad_v2_scores
 from .preprocessing import ner_logits_to_tags, postprocess_qa_predictions
 from .sampling import MODEL_INPUTS, MultiTaskDataLoader, make_collators
 from .checkpoint import (CheckpointError, check_settings, load_model_weights, nonfinite_parameters,
-                         read_checkpoint, rescale_learning_rate, restore_balancer, restore_rng_state,
-                         set_deterministic, write_checkpoint)
+                         read_checkpoint, replace_directory, rescale_learning_rate, restore_balancer,
+                         restore_rng_state, set_deterministic, write_checkpoint)
 
 
 class TrainingDiverged(RuntimeError):
@@ -325,8 +326,10 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
                 batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in batch.items()}
                 task_losses[task] = model(**batch, task=task).task_loss
                 pending.append((step, task, task_losses[task].detach(), int(batch["input_ids"].numel()),
-                                batch["attention_mask"].sum()))
+                                batch["attention_mask"].sum(), scheduler.get_last_lr()[0]))
             if balancer is not None:
+                weights = _weight_snapshot(balancer)  # the weights this step's loss uses
+                pending[-len(task_losses):] = [entry + (weights,) for entry in pending[-len(task_losses):]]
                 loss = balancer.combine(task_losses, step)
             else:
                 loss = sum(accelerator.unwrap_model(model).task_weight(t) * l for t, l in task_losses.items())
@@ -366,12 +369,13 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
 
 
 def _flush(pending, history: History, scheduler, started: float, loader, balancer=None) -> None:
-    """Move the buffered per-step losses to the host in one sync, check them, and log them."""
+    """Move the buffered per-step losses (and learned task weights) to the host in one sync, check
+    them, and log them with the learning rate each step used."""
     if not pending:
         return
-    losses = torch.stack([loss.float() for _, _, loss, _, _ in pending]).tolist()
-    real = torch.stack([torch.as_tensor(count) for *_, count in pending]).tolist()
-    for (step, task, _, tokens, _), loss, real_tokens in zip(pending, losses, real):
+    losses = torch.stack([entry[2].float() for entry in pending]).tolist()
+    real = torch.stack([torch.as_tensor(entry[4]) for entry in pending]).tolist()
+    for (step, task, _, tokens, _, lr, *weights), loss, real_tokens in zip(pending, losses, real):
         if not math.isfinite(loss):
             pending.clear()
             batch = _batch_of(loader, step, task, joint=getattr(balancer, "joint", False))
@@ -380,10 +384,16 @@ def _flush(pending, history: History, scheduler, started: float, loader, balance
                 f"{'...' if len(batch) > 8 else ''}); lower the learning rate or check that batch. "
                 "Checkpoints written before this step are kept."
             )
-        weights = {f"weight_{name}": value for name, value in balancer.weights().items()} if balancer else {}
-        history.log(kind="train", step=step, task=task, loss=loss, lr=scheduler.get_last_lr()[0],
-                    tokens=tokens, real_tokens=int(real_tokens), time=time.perf_counter() - started, **weights)
+        weights = {f"weight_{name}": float(value) for name, value in weights[0].items()} if weights else {}
+        history.log(kind="train", step=step, task=task, loss=loss, lr=lr, tokens=tokens,
+                    real_tokens=int(real_tokens), time=time.perf_counter() - started, **weights)
     pending.clear()
+
+
+def _weight_snapshot(balancer) -> dict:
+    """The balancer's task weights now, learned ones as tensors (read at the next flush, no sync)."""
+    snapshot = getattr(balancer, "weight_tensors", None)
+    return snapshot() if snapshot is not None else balancer.weights()
 
 
 def _batch_of(loader, step: int, task: str, joint: bool = False) -> list[int]:
@@ -422,20 +432,16 @@ def _evaluate_and_keep(model, tokenizer, tasks, config, accelerator, history, st
 
 
 def save_model(model, tokenizer, directory: str | os.PathLike) -> Path:
-    """Write model + tokenizer to ``directory`` atomically (temporary folder, then rename)."""
+    """Write model + tokenizer to ``directory`` atomically: into a temporary folder, then swapped in
+    with ``checkpoint.replace_directory`` (the old folder stays complete until the new one is)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     temporary = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    if temporary.exists():
+        shutil.rmtree(temporary)
     model.save_pretrained(temporary)
     tokenizer.save_pretrained(temporary)
-    previous = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-    if directory.exists():
-        directory.rename(previous)
-    temporary.rename(directory)
-    if previous.exists():
-        import shutil
-
-        shutil.rmtree(previous)
+    replace_directory(temporary, directory)
     return directory
 
 

@@ -261,12 +261,15 @@ def load_or_train(s: Settings, force: bool = False, step_hook=None):
 
 def train_and_save(s: Settings, step_hook=None) -> dict:
     """Train the multi-task model for ``s``; write ``workbook.json`` next to the checkpoint; return it."""
+    from accelerate.utils import set_seed
+
     from .model import MultiTaskModel
     from .training import _jsonable as plain, train
 
     tokenizer = load_tokenizer(s)
     ner, qa = load_datasets(s)
     labels = ner["train"].features["ner_tags"].feature.names
+    set_seed(s.seed)  # the heads' random start is part of the run: same settings, same model
     model = MultiTaskModel.from_encoder(s.encoder, labels)
     tasks = build_task_data(s, tokenizer, ner, qa)
     print(f"Training the multi-task model ({s.preset} preset) into {s.run_dir} ...")

@@ -66,6 +66,10 @@ def test_report_is_json_and_has_a_summary(report, bench):
                                       "ner_latency_median_ms <= 30", "qa_latency_median_ms <= 150"}
     lines = bench.summary(report)
     assert "ratio all" in lines and "pipeline latency" in lines
+    page = bench.markdown(report, "python benchmarks/bench.py --preset tiny")
+    assert "`python benchmarks/bench.py --preset tiny`" in page and lines in page
+    missed = [name for name, ok in report["targets"].items() if not ok]
+    assert all(f"| `{name}` | **no** |" in page for name in missed)
 
 
 def test_throughput_skips_warmup_and_attributes_steps_to_tasks(bench):

@@ -164,6 +164,7 @@ ERRORS = {
     "--text and --text-file together": (lambda f: predict(f, "--text", "Hi", "--text-file", f.long_text), "not both"),
     "unknown option": (lambda f: predict(f, "--txt", "Hi"), "unrecognized arguments"),
     "unknown task": (lambda f: train(f, f.root / "t", "--tasks", "pos"), "--tasks must be"),
+    "negative worker count": (lambda f: train(f, f.root / "t", "--num-workers", -1), "must be 0 or more"),
     "output folder that is a file": (lambda f: train(f, f.a_file), "is a file; give a folder"),
     "encoder that does not exist": (lambda f: ("train", "--encoder", f.root / "nope", "--output-dir", f.root / "t"),
                                     "does not exist"),

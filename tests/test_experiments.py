@@ -145,6 +145,19 @@ def test_report_writes_the_tables_figures_and_missing_runs(synthetic_report):
     assert "shared" in (out / "summary.csv").read_text()
 
 
+def test_notebooks_see_the_reports_numbers_for_the_methods_they_ask_for(synthetic_report, tmp_path, capsys):
+    out, _ = synthetic_report
+    assert experiments.results_frame(out) is None and "make experiments" in capsys.readouterr().out
+    experiments.write_report(out)
+    table = experiments.results_frame(out, ["shared", "ner_alone"])
+    assert list(table.index) == ["shared", "ner_alone"]
+    assert table.loc["shared", "NER F1"] == "83.00 ± 1.73"
+    assert table.loc["shared", "Δ NER F1 [95% CI]"] == "+1.00 [-1.48, +3.48]"
+    assert table.loc["ner_alone", "QA F1"] == "" and table.loc["ner_alone", "seeds"] == 3
+    with pytest.raises(ValueError, match="no method"):
+        experiments.results_frame(out, ["lora"])
+
+
 def test_budget_gives_single_task_runs_their_share_and_joint_steps_half():
     config = experiments.load_config(TINY_CONFIG)
     counts = {"ner": 30, "qa": 10}

@@ -319,10 +319,16 @@ def test_balancer_and_probe_plug_into_the_training_loop(tokenizer, tmp_path):
     model = tiny_model()
     balancer = GradNorm(["ner", "qa"], shared=model)
     probe = GradientConflictProbe(model, tiny_batches(), every=2)
-    config = training.TrainingConfig(output_dir=str(tmp_path), batch_size=4, max_steps=4, log_every=1,
-                                     progress=False, save_best=False, learning_rate=1e-3)
+    config = training.TrainingConfig(output_dir=str(tmp_path), batch_size=4, max_steps=4, log_every=4,
+                                     progress=False, save_best=False, learning_rate=1e-3, warmup_ratio=0.0)
     result = training.train(model, tokenizer, tasks, config, step_hook=probe, balancer=balancer)
     frame = result.history.frame("train")
     assert sorted(frame["task"].value_counts().items()) == [("ner", 4), ("qa", 4)]  # joint: both every step
     assert (frame["weight_ner"] + frame["weight_qa"]).round(5).eq(2.0).all()
+    # One flush for all four steps, yet each row holds its own step's learning rate and weights.
+    per_step = frame.groupby("step")[["lr", "weight_ner"]].agg(["min", "max"])
+    assert (per_step[("lr", "min")] == per_step[("lr", "max")]).all()  # both tasks of a step agree
+    assert per_step[("lr", "min")].tolist() == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    assert per_step[("weight_ner", "min")].tolist() == per_step[("weight_ner", "max")].tolist()
+    assert per_step[("weight_ner", "min")].nunique() > 1  # GradNorm moved them between steps
     assert list(probe.frame()["step"].unique()) == [2, 4]

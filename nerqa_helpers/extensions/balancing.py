@@ -5,7 +5,8 @@ Every balancer plugs into ``training.train(..., balancer=...)`` through the same
 * ``joint`` — ``True``: each step takes one batch of *every* task (``iterate_joint``);
 * ``combine(task_losses, step) -> loss`` — ``task_losses`` maps task → scalar loss tensor;
 * ``parameters()`` — extra learnable tensors the loop's optimiser should also update;
-* ``weights() -> {task: float}`` — the current weights, logged as ``weight_<task>``.
+* ``weights() -> {task: float}`` — the current weights, logged as ``weight_<task>``;
+  ``weight_tensors()`` gives the same without a host-device sync (the loop logs every step's).
 
 NER sentences and QA windows are different inputs of different lengths, so a joint step runs
 two forward passes, one per task, each on its own batch; the balancer sees the two losses
@@ -39,6 +40,10 @@ class LossBalancer:
 
     def weights(self) -> dict[str, float]:
         return {}
+
+    def weight_tensors(self) -> dict[str, float | torch.Tensor]:
+        """``weights()`` as they are now; learned ones as detached 0-d tensors, read later."""
+        return self.weights()
 
 
 class StaticWeights(LossBalancer):
@@ -150,6 +155,9 @@ class GradNorm(LossBalancer):
     def weights(self):
         return dict(zip(self.tasks, self.task_weights.detach().tolist()))
 
+    def weight_tensors(self):
+        return dict(zip(self.tasks, self.task_weights.detach().clone().unbind()))
+
 
 def _gradient_norm(loss: torch.Tensor, parameters: Sequence[torch.Tensor]) -> torch.Tensor:
     """‖∂loss/∂parameters‖₂ in float32, leaving the graph (and every ``.grad``) intact."""
@@ -197,6 +205,9 @@ class UncertaintyWeighting(nn.Module):
 
     def weights(self):
         return dict(zip(self.tasks, torch.exp(-self.log_variances.detach()).tolist()))
+
+    def weight_tensors(self):
+        return dict(zip(self.tasks, torch.exp(-self.log_variances.detach()).unbind()))
 
 
 # -- PCGrad -------------------------------------------------------------------------------------
