@@ -26,7 +26,7 @@ class Preset:
 PRESETS = {
     "tiny": Preset("tiny", task_epochs={"ner": 12.0, "qa": 12.0}, batch_size=8, learning_rate=2e-4),
     "small": Preset("small", ner_train=2000, qa_train=2000, ner_eval=500, qa_eval=500,
-                    task_epochs={"ner": 3.0, "qa": 1.5}, batch_size=16, learning_rate=1e-4),
+                    task_epochs={"ner": 3.0, "qa": 1.5}, batch_size=16, learning_rate=2e-4),
     "full": Preset("full", task_epochs={"ner": 3.0, "qa": 2.0}, batch_size=32, learning_rate=1e-4),
 }
 
