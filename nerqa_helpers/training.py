@@ -322,14 +322,14 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
             restore_rng_state(resumed["rng"])
         with accelerator.accumulate(model):
             task_losses = {}
+            lr = scheduler.get_last_lr()[0]  # what this step uses, and the balancer's weights (if any)
+            weights = _weight_snapshot(balancer) if balancer is not None else None
             for task, batch in batches.items():
                 batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in batch.items()}
                 task_losses[task] = model(**batch, task=task).task_loss
                 pending.append((step, task, task_losses[task].detach(), int(batch["input_ids"].numel()),
-                                batch["attention_mask"].sum(), scheduler.get_last_lr()[0]))
+                                batch["attention_mask"].sum(), lr, weights))
             if balancer is not None:
-                weights = _weight_snapshot(balancer)  # the weights this step's loss uses
-                pending[-len(task_losses):] = [entry + (weights,) for entry in pending[-len(task_losses):]]
                 loss = balancer.combine(task_losses, step)
             else:
                 loss = sum(accelerator.unwrap_model(model).task_weight(t) * l for t, l in task_losses.items())
@@ -369,13 +369,13 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
 
 
 def _flush(pending, history: History, scheduler, started: float, loader, balancer=None) -> None:
-    """Move the buffered per-step losses (and learned task weights) to the host in one sync, check
-    them, and log them with the learning rate each step used."""
+    """Move the buffered per-step losses to the host in one sync, check them, and log them with
+    the learning rate and task weights each step used."""
     if not pending:
         return
     losses = torch.stack([entry[2].float() for entry in pending]).tolist()
     real = torch.stack([torch.as_tensor(entry[4]) for entry in pending]).tolist()
-    for (step, task, _, tokens, _, lr, *weights), loss, real_tokens in zip(pending, losses, real):
+    for (step, task, _, tokens, _, lr, weights), loss, real_tokens in zip(pending, losses, real):
         if not math.isfinite(loss):
             pending.clear()
             batch = _batch_of(loader, step, task, joint=getattr(balancer, "joint", False))
@@ -384,9 +384,9 @@ def _flush(pending, history: History, scheduler, started: float, loader, balance
                 f"{'...' if len(batch) > 8 else ''}); lower the learning rate or check that batch. "
                 "Checkpoints written before this step are kept."
             )
-        weights = {f"weight_{name}": float(value) for name, value in weights[0].items()} if weights else {}
+        logged = {f"weight_{name}": float(value) for name, value in (weights or {}).items()}
         history.log(kind="train", step=step, task=task, loss=loss, lr=lr, tokens=tokens,
-                    real_tokens=int(real_tokens), time=time.perf_counter() - started, **weights)
+                    real_tokens=int(real_tokens), time=time.perf_counter() - started, **logged)
     pending.clear()
 
 
