@@ -18,7 +18,7 @@ Columns of the QA datasets (``read_squad``, ``load_squad``, ``load_tiny("qa")``,
 Where the files are looked for: ``data_dir`` (argument), else ``$NERQA_DATA_DIR``. In that folder,
 CoNLL files are ``conll2003/{train,validation,test}.txt`` (or ``conll/...``); SQuAD files are in
 ``squad/`` (v2: ``squad_v2/``), see :func:`squad_files` for the order in which file names are tried.
-``load_tiny`` reads the small sample that ships with the repository in ``data/tiny``.
+``load_tiny`` reads the small sample that ships inside the package (``nerqa_helpers/tiny_data``).
 
 CoNLL-2003 is distributed in IOB1 (an entity starts with ``I-`` unless it directly follows one of
 the same type). Every file is converted to IOB2 (every entity starts with ``B-``) while loading;
@@ -89,8 +89,8 @@ def find_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
 
 
 def tiny_data_dir() -> Path:
-    """``data/tiny`` at the repository root: the small sample written for this project."""
-    return Path(__file__).resolve().parents[1] / "data" / "tiny"
+    """``nerqa_helpers/tiny_data``: the small sample written for this project (ships with the package)."""
+    return Path(__file__).resolve().parent / "tiny_data"
 
 
 def _require_data_dir(data_dir) -> Path:
@@ -375,7 +375,7 @@ def load_squad(
 
 # -- tiny sample and subsets ------------------------------------------------------------------------
 def load_tiny(task: str, version: int = 1, max_examples=None, seed: int = 0) -> DatasetDict:
-    """The small sample in ``data/tiny``: ``task="ner"`` (train/validation/test) or ``"qa"`` (train/validation)."""
+    """The bundled small sample (``tiny_data_dir()``): ``task="ner"`` (train/validation/test) or ``"qa"`` (train/validation)."""
     if task == "ner":
         return load_conll(tiny_data_dir(), max_examples=max_examples, seed=seed)
     if task == "qa":
