@@ -3,7 +3,8 @@
 Every function takes plain data (lists, dicts, DataFrames), draws on a new Figure and returns it.
 Nothing here calls ``plt.show()``: a notebook shows a returned Figure by itself, a script saves it
 with ``figure.savefig(path)``. :class:`LiveLossPlot` is a ``step_hook`` for ``training.train`` that
-redraws the loss curves while a model trains. A face module: nothing in the package imports it.
+redraws the loss curves while a model trains. A face module: only the experiment report (another
+face) imports it.
 """
 from __future__ import annotations
 
@@ -287,3 +288,64 @@ class LiveLossPlot:
         else:
             self.handle.update(figure)
         return figure
+
+
+# -- experiment reports (records: the run JSON of nerqa_helpers.experiments) ---------------------
+def plot_method_scores(records: Sequence[Mapping], summary: pd.DataFrame) -> Figure:
+    """NER F1 and QA F1 per method: bars = mean, error bars = std over seeds, dots = single seeds.
+
+    summary: one row per method with ``method`` and ``<metric>_mean`` / ``<metric>_std`` columns.
+    """
+    figure, axes = _new(10, 3.8, ncols=2)
+    for ax, (metric, label), colour in zip(axes, (("ner_f1", "NER F1"), ("qa_f1", "QA F1")), TASK_COLOURS.values()):
+        rows = summary.dropna(subset=[f"{metric}_mean"]) if f"{metric}_mean" in summary else summary.iloc[:0]
+        positions = np.arange(len(rows))
+        ax.bar(positions, rows.get(f"{metric}_mean", []), yerr=rows.get(f"{metric}_std", pd.Series()).fillna(0),
+               color=colour, alpha=0.7, capsize=3)
+        for position, method in zip(positions, rows["method"]):
+            seeds = [r[metric] for r in records if r["method"] == method and r.get(metric) is not None]
+            ax.plot([position] * len(seeds), seeds, "k.", markersize=4)
+        ax.set_xticks(positions, list(rows["method"]), rotation=45, ha="right")
+        ax.set_ylabel(label)
+    return figure
+
+
+def plot_weight_curves(records: Sequence[Mapping]) -> Figure | None:
+    """Task weights against the step for every method with a learned balancer (one panel each;
+    one line per task and seed); ``None`` when no record has weights."""
+    methods = list(dict.fromkeys(r["method"] for r in records if r.get("task_weights")))
+    if not methods:
+        return None
+    figure, axes = _new(4.2 * len(methods), 3.2, ncols=len(methods))
+    for ax, method in zip(axes, methods):
+        for record in [r for r in records if r["method"] == method]:
+            curve = np.array(record["task_weights"]["curve"])  # (points, 1 + tasks): step, then weights
+            for index, task in enumerate(record["task_weights"]["tasks"]):
+                ax.plot(curve[:, 0], curve[:, index + 1], color=_colour(task, index), alpha=0.8,
+                        label=f"{task}, seed {record['seed']}")
+        ax.set(title=method, xlabel="step", ylabel="task weight")
+        ax.legend(fontsize=7)
+    return figure
+
+
+def plot_conflict_by_layer(conflict: pd.DataFrame) -> Figure | None:
+    """Mean cosine between the NER and QA gradients per shared layer, one line per method, and over
+    all shared parameters (layer ``"all"``) at the right; bars = std over seeds.
+
+    conflict: columns ``method``, ``layer``, ``mean``, ``std`` (``None`` when it is empty).
+    """
+    if conflict.empty:
+        return None
+    layers = [layer for layer in dict.fromkeys(conflict["layer"]) if layer != "all"]
+    figure, (ax,) = _new(7.5, 3.8)
+    for index, (method, rows) in enumerate(conflict.groupby("method", sort=False)):
+        x = np.array([layers.index(layer) if layer != "all" else len(layers) for layer in rows["layer"]]) + 0.04 * index
+        means, stds, whole = rows["mean"].to_numpy(), np.nan_to_num(rows["std"].to_numpy()), rows["layer"].eq("all")
+        line = ax.errorbar(x[~whole], means[~whole], yerr=stds[~whole], marker="o", capsize=2, label=method)
+        ax.errorbar(x[whole], means[whole], yerr=stds[whole], marker="s", capsize=2, color=line.lines[0].get_color())
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.axvline(len(layers) - 0.5, color="grey", linewidth=0.5, linestyle=":")
+    ax.set_xticks(range(len(layers) + 1), [*layers, "all shared"], rotation=30)
+    ax.set_ylabel("cosine(∇L_NER, ∇L_QA)")
+    ax.legend(fontsize=7, ncol=2)
+    return figure

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from nerqa_helpers import experiments
+from nerqa_helpers.experiments import config as sweep_config, report, runner, stats
 
 TINY_CONFIG = Path(__file__).parents[1] / "experiments" / "tiny.json"
 T_2 = 4.302652729749462  # Student t, 97.5% quantile, 2 degrees of freedom (any t table)
@@ -25,7 +26,7 @@ def small_config(path: Path, **training) -> Path:
 def test_runner_writes_one_json_per_run_and_skips_finished_runs(tmp_path, monkeypatch):
     config_path = small_config(tmp_path / "small.json")
     out = tmp_path / "out"
-    failed = experiments.run_sweep(config_path, out, isolate=False, cache_root=tmp_path / "cache")
+    failed = runner.run_sweep(config_path, out, isolate=False, cache_root=tmp_path / "cache")
     assert failed == []
     ner = json.loads((out / "runs" / "ner_alone__seed0.json").read_text())
     gradnorm = json.loads((out / "runs" / "gradnorm__seed0.json").read_text())
@@ -45,18 +46,18 @@ def test_runner_writes_one_json_per_run_and_skips_finished_runs(tmp_path, monkey
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(experiments, "run_one", no_training)
-    assert experiments.run_sweep(config_path, out, isolate=False, cache_root=tmp_path / "cache") == []
+    monkeypatch.setattr(runner, "run_one", no_training)
+    assert runner.run_sweep(config_path, out, isolate=False, cache_root=tmp_path / "cache") == []
     changed = json.loads(config_path.read_text())
     changed["methods"][1]["alpha"] = 0.5  # a new GradNorm setting: only that run is out of date
     config_path.write_text(json.dumps(changed))
-    assert experiments.pending_runs(experiments.load_config(config_path), out) == [("gradnorm", 0)]
+    assert runner.pending_runs(sweep_config.load_config(config_path), out) == [("gradnorm", 0)]
     disturbed = json.loads((out / "runs" / "ner_alone__seed0.json").read_text())
     disturbed["run_cpu_seconds"] = 0.5 * disturbed["run_seconds"] * disturbed["threads"]
-    experiments.write_json(out / "runs" / "ner_alone__seed0.json", disturbed)
-    assert experiments.pending_runs(experiments.load_config(config_path), out, rerun_busy=True) == [
+    runner.write_json(out / "runs" / "ner_alone__seed0.json", disturbed)
+    assert runner.pending_runs(sweep_config.load_config(config_path), out, rerun_busy=True) == [
         ("ner_alone", 0), ("gradnorm", 0)]
-    assert "ner_alone" in experiments.write_report(out).read_text()
+    assert "ner_alone" in report.write_report(out).read_text()
 
 
 def record(method, seed, **values):
@@ -84,7 +85,7 @@ SCORES = {  # method: [(seed, values), ...]
 @pytest.fixture()
 def synthetic_report(tmp_path):
     config = {"name": "synthetic", "seeds": [0, 1, 2], "methods": [{"name": name} for name in SCORES], **{
-        key: value for key, value in experiments.DEFAULTS.items() if key != "seeds"}}
+        key: value for key, value in sweep_config.DEFAULTS.items() if key != "seeds"}}
     config["methods"][0]["tasks"], config["methods"][1]["tasks"] = ["ner"], ["qa"]
     config["methods"][3]["tasks"] = ["ner"]
     (tmp_path / "config.json").write_text(json.dumps(config))
@@ -97,14 +98,14 @@ def synthetic_report(tmp_path):
             if method == "shared":
                 extra = {"task_weights": {"tasks": ["ner", "qa"], "curve": [[1, 1.2, 0.8], [9, 1.1, 0.9]]},
                          "gradient_conflict": {"by_layer": {"layer 0": 0.1 * seed, "all": 0.05}}}
-            path = experiments.run_path(tmp_path, method, seed)
-            experiments.write_json(path, record(method, seed, **values, **extra))
+            path = runner.run_path(tmp_path, method, seed)
+            runner.write_json(path, record(method, seed, **values, **extra))
     return tmp_path, config
 
 
 def test_summary_means_stds_and_paired_intervals_match_hand_computed_ones(synthetic_report):
     out, config = synthetic_report
-    summary = experiments.summarize(experiments.load_runs(out), config).set_index("method")
+    summary = stats.summarize(report.load_runs(out), config).set_index("method")
     shared = summary.loc["shared"]
     assert shared["ner_f1_mean"] == pytest.approx(83.0) and shared["ner_f1_std"] == pytest.approx(math.sqrt(3))
     # paired differences 1, 2, 0: mean 1, sd 1, half-width t(2) · 1 / √3
@@ -122,18 +123,18 @@ def test_summary_means_stds_and_paired_intervals_match_hand_computed_ones(synthe
 
 def test_seeds_that_do_not_pair_fall_back_to_welch(synthetic_report):
     out, config = synthetic_report
-    row = experiments.summarize(experiments.load_runs(out), config).set_index("method").loc["two_seeds"]
+    row = stats.summarize(report.load_runs(out), config).set_index("method").loc["two_seeds"]
     # 83, 85 against 80, 82, 84: variances of the means 2/2 and 4/3, df = (7/3)² / (1 + (4/3)²/2) = 49/17
     half = 3.257208125478903 * math.sqrt(1 + 4 / 3)  # t(0.975, 49/17) · standard error
     assert row["ner_f1_ci"] == "welch" and row["ner_f1_diff"] == pytest.approx(2.0)
     assert row["ner_f1_low"] == pytest.approx(2 - half) and row["ner_f1_high"] == pytest.approx(2 + half)
-    lonely = experiments.difference_interval({0: 1.0}, {0: 0.5, 1: 0.7})
+    lonely = stats.difference_interval({0: 1.0}, {0: 0.5, 1: 0.7})
     assert lonely["kind"] == "none" and math.isnan(lonely["low"])
 
 
 def test_report_writes_the_tables_figures_and_missing_runs(synthetic_report):
     out, _ = synthetic_report
-    text = experiments.write_report(out).read_text()
+    text = report.write_report(out).read_text()
     assert f"report {out.as_posix()}`" in text  # the command that made it
     assert "| shared | 83.00 ± 1.73 | +1.00 [-1.48, +3.48] | 42.00 ± 2.00 | +0.00 [+0.00, +0.00] |" in text
     assert "| ner_alone | 82.00 ± 2.00 |  |" in text
@@ -148,7 +149,7 @@ def test_report_writes_the_tables_figures_and_missing_runs(synthetic_report):
 def test_notebooks_see_the_reports_numbers_for_the_methods_they_ask_for(synthetic_report, tmp_path, capsys):
     out, _ = synthetic_report
     assert experiments.results_frame(out) is None and "make experiments" in capsys.readouterr().out
-    experiments.write_report(out)
+    report.write_report(out)
     table = experiments.results_frame(out, ["shared", "ner_alone"])
     assert list(table.index) == ["shared", "ner_alone"]
     assert table.loc["shared", "NER F1"] == "83.00 ± 1.73"
@@ -159,9 +160,9 @@ def test_notebooks_see_the_reports_numbers_for_the_methods_they_ask_for(syntheti
 
 
 def test_budget_gives_single_task_runs_their_share_and_joint_steps_half():
-    config = experiments.load_config(TINY_CONFIG)
+    config = sweep_config.load_config(TINY_CONFIG)
     counts = {"ner": 30, "qa": 10}
-    steps = {method["name"]: experiments.planned_steps({**config, "training": {"steps": 100}}, method, counts)
+    steps = {method["name"]: sweep_config.planned_steps({**config, "training": {"steps": 100}}, method, counts)
              for method in config["methods"]}
     assert steps["ner_alone"] == 75 and steps["qa_alone"] == 25
     assert steps["hard_proportional"] == 100 and steps["gradnorm"] == steps["uncertainty"] == 50
@@ -174,4 +175,4 @@ def test_config_mistakes_are_caught_before_a_long_sweep(tmp_path):
         bad = {**good, "methods": good["methods"] + [mistake]}
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         with pytest.raises(ValueError):
-            experiments.load_config(tmp_path / "bad.json")
+            sweep_config.load_config(tmp_path / "bad.json")

@@ -1,0 +1,24 @@
+"""Experiments: every method on the same data, the same budget and several seeds, then a report.
+
+    python -m nerqa_helpers.experiments run experiments/cpu.json --out reports/experiments-cpu
+    python -m nerqa_helpers.experiments report reports/experiments-cpu
+
+``run`` trains each (method, seed) of a config in its own Python process (so its peak memory is
+its own), writes one JSON per run into ``OUT/runs/`` and skips runs whose JSON is already there
+with the same settings, so an interrupted sweep resumes where it stopped. ``report`` reads only
+those JSON files and writes ``OUT/README.md`` (tables), ``OUT/summary.csv`` and the figures.
+
+The modules, in the order a sweep uses them:
+
+- :mod:`.config`: the sweep config (defaults, checks, the step budget) and its tokenized data;
+- :mod:`.runner`: one (method, seed) trained and measured (scores, seconds, memory, latency), and
+  the sweep that runs every pending one;
+- :mod:`.stats`: means, standard deviations and confidence intervals over seeds (``scipy.stats``);
+- :mod:`.report`: the Markdown report and the notebook table (:func:`results_frame`);
+- :mod:`.cli`: the command line above. The report's figures are drawn by :mod:`nerqa_helpers.plots`.
+"""
+from .config import DEFAULTS, load_config
+from .report import results_frame, write_report
+from .runner import run_one, run_sweep
+
+__all__ = ["DEFAULTS", "load_config", "results_frame", "run_one", "run_sweep", "write_report"]

@@ -1,0 +1,416 @@
+"""One (method, seed) trained and measured, and the sweep that runs every pending one.
+
+A run's record holds its scores, its cost (parameters, training seconds, peak memory, batch-1
+latency) and what could make those costs wrong: a CPU run that other programs slowed down is
+flagged by :func:`busy_runs`, and the report names it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..base import jsonable
+from ..presets import TASKS
+from .config import CACHE_ROOT, find_method, load_config, method_tasks, planned_steps, prepare_tasks, setup_hash
+
+
+def build_model(config: dict, method: dict):
+    """The method's model: hard sharing, soft sharing (``shared_layers``) or LoRA (``lora``)."""
+    from ..model import MultiTaskModel
+
+    weights = {task: (float(method.get("task_weights", {}).get(task, 1.0)) if task in method_tasks(method) else 0.0)
+               for task in TASKS}
+    return MultiTaskModel.from_encoder(config["encoder"], task_weights=weights,
+                                       shared_layers=method.get("shared_layers"), lora=method.get("lora"))
+
+
+def make_balancer(method: dict, model, seed: int):
+    """The method's loss balancer, or ``None`` for the loop's fixed λ weighting."""
+    from ..extensions import balancing
+
+    kind = method.get("balancer")
+    if kind == "gradnorm":
+        balancer = balancing.GradNorm(TASKS, shared=model, alpha=method.get("alpha", 1.5),
+                                      lr=method.get("balancer_learning_rate", 0.025))
+    elif kind == "uncertainty":
+        balancer = balancing.UncertaintyWeighting(TASKS)
+        if "balancer_learning_rate" in method:
+            balancer.learning_rate = float(method["balancer_learning_rate"])
+    elif kind == "pcgrad":
+        balancer = balancing.PCGrad(model, method.get("task_weights"), seed=seed)
+    elif kind == "static":
+        balancer = balancing.StaticWeights(method.get("task_weights"), joint=False)
+    else:
+        balancer = None
+    return balancer
+
+
+class TimedProbe:
+    """The gradient-conflict probe as a step hook that also adds up its own seconds."""
+
+    def __init__(self, probe):
+        self.probe, self.seconds = probe, 0.0
+
+    def __call__(self, step, task_losses=None, model=None):
+        started = time.perf_counter()
+        self.probe(step, task_losses, model)
+        self.seconds += time.perf_counter() - started
+
+
+def make_probe(config: dict, method: dict, model, tasks: dict, tokenizer, steps: int) -> TimedProbe | None:
+    """A probe on a fixed batch of each task's training features, for multi-task methods that
+    share trainable encoder weights (not single-task runs, not LoRA). It measures ``probe.count``
+    times, evenly over the run's ``steps`` (the last at the end), so runs of any length compare."""
+    from ..extensions.probe import GradientConflictProbe
+    from ..sampling import MODEL_INPUTS, make_collators
+
+    if not method.get("probe", True) or len(method_tasks(method)) < 2 or method.get("lora"):
+        return None
+    collators, size = make_collators(tokenizer), config["probe"]["batch_size"]
+    batches = {}
+    for task in TASKS:
+        rows = tasks[task].train_features[:size]
+        keys = [key for key in MODEL_INPUTS if key in rows]
+        batches[task] = collators[task]([{key: rows[key][i] for key in keys} for i in range(len(rows["input_ids"]))])
+    every = max(1, steps // max(1, config["probe"]["count"]))
+    return TimedProbe(GradientConflictProbe(model, batches, every=every))
+
+
+def measure_latency(model, features, task: str, examples: int = 50, warmup: int = 5) -> dict:
+    """Model forward time for one example at a time (batch 1), after training, in eval mode.
+
+    ``features``: tokenized evaluation features (the first ``warmup + examples`` are used; the
+    same ones for every method). Returns median and mean milliseconds and the mean length in
+    tokens. Tokenization and post-processing are not included. On a CPU it uses one thread: a
+    batch of one gains little from a second, and two threads that wait for each other turn any
+    other load on the machine into stalls of tens of milliseconds.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        return _time_forward(model, features, task, examples, warmup, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _time_forward(model, features, task, examples, warmup, device) -> dict:
+    import torch
+
+    rows = features[: warmup + examples]
+    keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in rows]
+    on_gpu = device.type == "cuda"  # bf16 as in evaluation on a GPU, float32 on a CPU
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
+    model.eval()
+    times, lengths = [], []
+    with torch.inference_mode(), autocast:
+        for index in range(len(rows["input_ids"])):
+            batch = {key: torch.tensor([rows[key][index]], device=device) for key in keys}
+            _synchronize(device)
+            started = time.perf_counter()
+            model(**batch, task=task)
+            _synchronize(device)
+            if index >= warmup:
+                times.append(1000 * (time.perf_counter() - started))
+                lengths.append(len(rows["input_ids"][index]))
+    return {"median_ms": float(np.median(times)), "mean_ms": float(np.mean(times)),
+            "mean_tokens": float(np.mean(lengths)), "examples": len(times), "threads": torch.get_num_threads()}
+
+
+def _synchronize(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak_memory() -> None:
+    """Start the CUDA peak-memory count afresh (after freeing what an earlier run left behind)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory() -> dict:
+    """Peak memory of this run: CUDA max allocated on a GPU, else the process's peak RSS (MiB)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {"peak_memory_mib": torch.cuda.max_memory_allocated() / 2**20, "memory_kind": "cuda_max_allocated"}
+    try:
+        import resource
+    except ImportError:  # Windows: no peak figure
+        return {"peak_memory_mib": None, "memory_kind": "unavailable"}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scale = 2**20 if sys.platform == "darwin" else 2**10  # macOS reports bytes, Linux KiB
+    return {"peak_memory_mib": peak / scale, "memory_kind": "cpu_peak_rss"}
+
+
+def parameter_counts(model, tasks: tuple[str, ...]) -> dict:
+    """Parameters a method uses (shared ones and its tasks' own): trainable and total."""
+    from ..extensions.lora import parameter_owner
+
+    counts = {"trainable_parameters": 0, "total_parameters": 0}
+    for name, parameter in model.named_parameters():
+        if parameter_owner(name) in ("shared", *tasks):
+            counts["total_parameters"] += parameter.numel()
+            counts["trainable_parameters"] += parameter.numel() if parameter.requires_grad else 0
+    return counts
+
+
+def downsample(frame: pd.DataFrame, columns: list[str], points: int = 60) -> list[list[float]]:
+    """Rows ``[step, *columns]`` averaged into at most ``points`` equal step bins (for plots)."""
+    if frame.empty:
+        return []
+    bins = pd.cut(frame["step"], bins=min(points, frame["step"].nunique()), labels=False)
+    means = frame[["step", *columns]].groupby(bins).mean()
+    return [[round(float(value), 6) for value in row] for row in means.to_numpy()]
+
+
+def history_summary(history) -> dict:
+    """Batches, tokens, loss curve and task weights (first, last, mean, min, max, curve) of a run."""
+    steps = history.frame("train")
+    summary = {"batches": steps["task"].value_counts().to_dict(),
+               "real_tokens": steps.groupby("task")["real_tokens"].sum().to_dict(),
+               "loss_curve": {task: downsample(rows, ["loss"]) for task, rows in steps.groupby("task")}}
+    columns = [column for column in steps.columns if column.startswith("weight_")]
+    if columns:
+        weights = steps.drop_duplicates("step")[["step", *columns]]
+        summary["task_weights"] = {
+            "summary": {column.removeprefix("weight_"): {
+                "first": float(weights[column].iloc[0]), "last": float(weights[column].iloc[-1]),
+                "mean": float(weights[column].mean()), "min": float(weights[column].min()),
+                "max": float(weights[column].max())} for column in columns},
+            "tasks": [column.removeprefix("weight_") for column in columns],
+            "curve": downsample(weights, columns),
+        }
+    return summary
+
+
+def conflict_summary(probe: TimedProbe | None) -> dict | None:
+    """Mean cosine per layer over the probes, and every probe row (step, layer, cosine, norms)."""
+    if probe is None or not probe.probe.records:
+        return None
+    frame = probe.probe.frame()
+    by_layer = frame.groupby("layer", sort=False)["cosine"].mean()
+    return {"every": probe.probe.every, "by_layer": {k: float(v) for k, v in by_layer.items()},
+            "records": [{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in row.items()}
+                        for row in frame.to_dict("records")]}
+
+
+def training_config(config: dict, method: dict, seed: int, steps: int, fewest_batches: int, output_dir):
+    """The loop's ``TrainingConfig`` for one run: ``steps`` steps, no checkpoint, the method's
+    learning rate and strategy, and enough shuffled passes over the data (``fewest_batches``: the
+    batches in one pass over the smaller task) that no batch repeats within a pass."""
+    from ..training import TrainingConfig
+
+    settings = config["training"]
+    shared = ("batch_size", "eval_batch_size", "warmup_ratio", "weight_decay", "max_grad_norm", "log_every",
+              "mixed_precision")
+    return TrainingConfig(
+        output_dir=str(output_dir), max_steps=steps, seed=seed, save_best=False, progress=False,
+        learning_rate=method.get("learning_rate", settings["learning_rate"]),
+        strategy=method.get("strategy", "proportional"), temperature=method.get("temperature", 2.0),
+        task_epochs=max(1, math.ceil(steps / fewest_batches)), **{key: settings[key] for key in shared},
+    )
+
+
+def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLike,
+            cache_root: str | os.PathLike | None = CACHE_ROOT, own_process: bool = False) -> dict:
+    """Train and measure one (method, seed); write and return its record (``runs/<method>__seed<k>.json``).
+
+    ``own_process``: this process runs nothing else, so its peak RSS is the run's own.
+    """
+    import tempfile
+
+    import torch
+    from accelerate.utils import set_seed
+
+    from ..encoders import load_tokenizer
+    from ..training import train
+
+    method = find_method(config, method_name)
+    tokenizer = load_tokenizer(config["encoder"])
+    all_tasks, sizes = prepare_tasks(config, tokenizer, cache_root)
+    tasks = {task: all_tasks[task] for task in method_tasks(method)}
+    settings = config["training"]
+    counts = {task: math.ceil(len(data.train_features) / settings["batch_size"]) for task, data in all_tasks.items()}
+    steps = planned_steps(config, method, counts)
+    set_seed(seed)
+    model = build_model(config, method)
+    balancer = make_balancer(method, model, seed)
+    probe = make_probe(config, method, model, all_tasks, tokenizer, steps)
+    reset_peak_memory()
+    load_before = _load_average()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    with tempfile.TemporaryDirectory() as scratch:
+        training = training_config(config, method, seed, steps, min(counts[task] for task in tasks), scratch)
+        result = train(model, tokenizer, tasks, training, step_hook=probe, balancer=balancer)
+    run_seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    memory = peak_memory()
+    latency = {task: measure_latency(model, all_tasks[task].eval_features, task, **config["latency"])
+               for task in tasks}
+    probe_seconds = probe.seconds if probe else 0.0
+    scores = ("ner_f1", "ner_precision", "ner_recall", "qa_exact_match", "qa_f1")
+    record = {
+        "method": method_name, "seed": seed, "experiment": config["name"], "setup_hash": setup_hash(config, method),
+        "status": "done", "method_settings": method, "tasks": list(tasks), "steps": result.metrics["steps"],
+        **{key: result.metrics.get(key) for key in scores}, **parameter_counts(model, tuple(tasks)),
+        "train_seconds": result.train_seconds - probe_seconds, "probe_seconds": probe_seconds,
+        "eval_seconds": run_seconds - result.train_seconds, "run_seconds": run_seconds,
+        "run_cpu_seconds": cpu_seconds, **memory, "own_process": own_process,
+        "load_average": [load_before, _load_average()], "cpu_count": os.cpu_count(),
+        "latency": latency, **history_summary(result.history), "gradient_conflict": conflict_summary(probe),
+        "data": sizes, "device": _device_name(), "threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft")},
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    write_json(run_path(out_dir, method_name, seed), record)
+    return record
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average (None where the system has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def busy_runs(records: list[dict], least_share: float = 0.85) -> list[dict]:
+    """CPU runs that shared the machine with other programs, so their seconds and latencies are
+    too high: the run's CPU time was below ``least_share`` of (wall time × torch threads) (an
+    undisturbed run keeps its threads busy about 94% of the time here), or the load average went
+    above the number of cores."""
+    def busy(record):
+        if record.get("device") != "cpu":
+            return False
+        capacity = record.get("run_seconds", 0.0) * record.get("threads", 1)
+        share = record.get("run_cpu_seconds", 0.0) / max(capacity, 1e-9)
+        loads = [load for load in record.get("load_average", []) if load is not None]
+        crowded = bool(loads) and max(loads) > (record.get("cpu_count") or 1) + 0.5
+        return crowded or ("run_cpu_seconds" in record and share < least_share)
+
+    return [record for record in records if busy(record)]
+
+
+def _device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def write_json(path: str | os.PathLike, value) -> None:
+    """Write ``value`` as JSON atomically (a half-written file never looks finished)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(jsonable(value), indent=1))
+    temporary.replace(path)
+
+
+
+def run_path(out_dir: str | os.PathLike, method: str, seed: int) -> Path:
+    """Where the record of (method, seed) lives: ``OUT/runs/<method>__seed<seed>.json``."""
+    return Path(out_dir) / "runs" / f"{method}__seed{seed}.json"
+
+
+def is_finished(path: Path, expected_hash: str, rerun_busy: bool = False) -> bool:
+    """A run counts as done when its JSON exists, says ``done`` and has the same settings (and,
+    with ``rerun_busy``, was not disturbed by other programs: :func:`busy_runs`)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    done = record.get("status") == "done" and record.get("setup_hash") == expected_hash
+    return done and not (rerun_busy and busy_runs([record]))
+
+
+def pending_runs(config: dict, out_dir, methods=None, seeds=None, rerun_busy: bool = False) -> list[tuple[str, int]]:
+    """(method, seed) pairs of the sweep that have no finished JSON yet, in config order."""
+    names = methods or [method["name"] for method in config["methods"]]
+    hashes = {name: setup_hash(config, find_method(config, name)) for name in names}
+    return [(name, seed) for name in names for seed in (seeds or config["seeds"])
+            if not is_finished(run_path(out_dir, name, seed), hashes[name], rerun_busy)]
+
+
+def run_sweep(config_path, out_dir, methods=None, seeds=None, isolate: bool = True,
+              cache_root=CACHE_ROOT, command: str | None = None, rerun_busy: bool = False) -> list[tuple[str, int]]:
+    """Run every pending (method, seed); returns the ones that failed (the others carry on).
+
+    ``rerun_busy``: also run again the finished runs whose timings other programs disturbed."""
+    config = load_config(config_path)
+    out_dir = Path(out_dir)
+    write_json(out_dir / "config.json", config)
+    log_sweep(out_dir, config_path, command or _command_line())
+    todo = pending_runs(config, out_dir, methods, seeds, rerun_busy)
+    total = len(methods or config["methods"]) * len(seeds or config["seeds"])
+    print(f"{config['name']}: {total - len(todo)} of {total} runs already done; {len(todo)} to go", flush=True)
+    if todo:
+        from ..encoders import load_tokenizer
+
+        prepare_tasks(config, load_tokenizer(config["encoder"]), cache_root)  # tokenize once for all runs
+    failed = []
+    for number, (method, seed) in enumerate(todo, start=1):
+        started = time.perf_counter()
+        print(f"[{number}/{len(todo)}] {method} seed {seed} ...", flush=True)
+        if isolate:
+            ok = _run_isolated(out_dir, method, seed, cache_root)
+        else:
+            ok = _run_here(config, method, seed, out_dir, cache_root)
+        print(f"[{number}/{len(todo)}] {method} seed {seed} {'done' if ok else 'FAILED'} "
+              f"in {time.perf_counter() - started:.0f} s", flush=True)
+        if not ok:
+            failed.append((method, seed))
+    return failed
+
+
+def log_sweep(out_dir: Path, config_path, command: str) -> None:
+    """Append this invocation to ``OUT/sweep.json`` (the report quotes every command that added runs)."""
+    path = out_dir / "sweep.json"
+    sweep = json.loads(path.read_text()) if path.exists() else {"config_file": str(config_path), "commands": []}
+    sweep.setdefault("commands", []).append({"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    write_json(path, sweep)
+
+
+def _run_isolated(out_dir: Path, method: str, seed: int, cache_root) -> bool:
+    command = [sys.executable, "-m", "nerqa_helpers.experiments", "run-one", str(out_dir / "config.json"),
+               "--method", method, "--seed", str(seed), "--out", str(out_dir), "--cache", str(cache_root or "")]
+    return subprocess.run(command, env={**os.environ, "TQDM_DISABLE": "1"}).returncode == 0
+
+
+def _run_here(config, method, seed, out_dir, cache_root) -> bool:
+    try:
+        run_one(config, method, seed, out_dir, cache_root)
+    except Exception as error:  # keep the sweep going; the run stays pending
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return False
+    return True
+
+
+def _command_line() -> str:
+    return "python -m nerqa_helpers.experiments " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+
