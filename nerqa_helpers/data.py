@@ -31,7 +31,8 @@ import os
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Iterator, Mapping, NamedTuple
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
@@ -445,11 +446,13 @@ def _offline_mode() -> bool:
 
 
 def _hub_error(repo_id: str, why: str) -> HubUnavailableError:
-    return HubUnavailableError(
+    error = HubUnavailableError(
         f"Cannot load {repo_id!r} from the Hugging Face hub: {why}. Use local files instead: pass "
         f"data_dir=... to load_conll / load_squad or set {DATA_DIR_VARIABLE} to a folder holding conll2003/ "
         "and squad/; or use load_tiny('ner') / load_tiny('qa') for the small sample."
     )
+    error.why = why
+    return error
 
 
 def _load_from_hub(repo_id: str, revision: str | None = None) -> DatasetDict:
@@ -489,3 +492,134 @@ def load_hub_squad(version: int = 1, max_examples=None, seed: int = 0) -> Datase
     raw = _load_from_hub(SQUAD_HUB_IDS[version])
     splits = {split: raw[split].select_columns(list(SQUAD_FEATURES)).cast(SQUAD_FEATURES) for split in SQUAD_SPLITS}
     return subset(DatasetDict(splits), max_examples, seed)
+
+
+# -- the data rule: which data a run uses ------------------------------------------------------------
+TINY_VARIABLE = "NERQA_TINY"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a run's data comes from: ``kind`` "tiny" (the bundled sample), "dir" (local files in
+    ``folder``) or "hub" (the Hugging Face hub, cached in the usual HF cache); ``reason`` says why."""
+
+    kind: str
+    reason: str
+    folder: Path | None = None
+
+    def describe(self) -> str:
+        """One line: what is used and why, e.g. ``data: the Hugging Face hub (...): no data folder ...``."""
+        where = {"tiny": f"the bundled tiny sample ({tiny_data_dir()})", "dir": f"local files in {self.folder}",
+                 "hub": "the Hugging Face hub (kept in the Hugging Face datasets cache)"}[self.kind]
+        return f"data: {where}, because {self.reason}"
+
+
+class TaskDatasets(NamedTuple):
+    """What :func:`load_task_data` returns: ``ner, qa, source = load_task_data(...)``."""
+
+    ner: DatasetDict | None
+    qa: DatasetDict | None
+    source: str
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _hub_cached(repo_id: str) -> bool:
+    """Whether ``datasets`` holds a prepared copy of ``repo_id`` in its cache (usable offline)."""
+    from datasets import config
+
+    return any(Path(config.HF_DATASETS_CACHE).glob(repo_id.replace("/", "___") + "*"))
+
+
+def choose_data_source(data_dir: str | os.PathLike | None = None, tiny: bool | None = None) -> DataSource:
+    """The data rule, in this order: ``tiny`` (or ``$NERQA_TINY=1``) → the bundled sample; ``data_dir``
+    (or ``$NERQA_DATA_DIR``) → local files; the hub when it answers (offline: when its copy is
+    cached) → the hub; otherwise the bundled sample. Loads nothing; ``tiny=False`` ignores ``$NERQA_TINY``."""
+    if tiny or (tiny is None and _flag(TINY_VARIABLE)):
+        return DataSource("tiny", "tiny mode was asked for" if tiny else f"{TINY_VARIABLE}=1 is set")
+    folder = find_data_dir(data_dir)
+    if folder is not None:
+        named = "data_dir was given" if data_dir is not None else f"{DATA_DIR_VARIABLE} is set"
+        return DataSource("dir", named, folder)
+    unset = f"no data folder was given ({DATA_DIR_VARIABLE} is unset)"
+    if _offline_mode():
+        if _hub_cached(CONLL_HUB_ID) and _hub_cached(SQUAD_HUB_IDS[1]):
+            return DataSource("hub", f"{unset} and the hub's datasets are in the local cache (HF_HUB_OFFLINE is set)")
+        return DataSource("tiny", f"{unset}, HF_HUB_OFFLINE is set and the hub's datasets are not cached")
+    if _hub_reachable():
+        return DataSource("hub", f"{unset} and the Hugging Face hub answered")
+    return DataSource("tiny", f"{unset} and the Hugging Face hub cannot be reached")
+
+
+def _task_sizes(sizes) -> dict:
+    """``sizes`` as ``{"ner": {split: rows}, "qa": {split: rows}}``; a Preset gives its own (``Preset.sizes()``)."""
+    if sizes is None:
+        return {"ner": {}, "qa": {}}
+    return sizes.sizes() if hasattr(sizes, "sizes") else {task: dict(sizes.get(task) or {}) for task in ("ner", "qa")}
+
+
+def _load_source(source: DataSource, tasks, squad_version: int) -> dict:
+    """task → DatasetDict (all rows) from ``source``."""
+    loaders = {
+        "tiny": {"ner": lambda: load_tiny("ner"), "qa": lambda: load_tiny("qa", version=squad_version)},
+        "dir": {"ner": lambda: load_conll(source.folder), "qa": lambda: load_squad(source.folder, version=squad_version)},
+        "hub": {"ner": load_hub_conll, "qa": lambda: load_hub_squad(squad_version)},
+    }[source.kind]
+    return {task: loaders[task]() for task in tasks}
+
+
+def load_task_data(
+    tasks=("ner", "qa"),
+    sizes=None,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    tiny: bool | None = None,
+    squad_version: int = 1,
+    files: Mapping[str, Mapping[str, str | os.PathLike]] | None = None,
+) -> TaskDatasets:
+    """The NER and QA ``DatasetDict``s of a run, cut to ``sizes`` with ``seed``, by the one data rule.
+
+    tasks: which of "ner", "qa" to load (the other comes back None). sizes: a ``presets.Preset`` (its
+    ``sizes()``; the ``tiny`` preset also means the bundled sample unless ``data_dir`` or ``files``
+    are given) or ``{"ner": {split: rows}, "qa": {split: rows}}``; None = all rows. data_dir / tiny:
+    see :func:`choose_data_source`. files: ``{"ner": {split: path}, "qa": {split: path}}``, files
+    named one by one (they win; a task without files then comes from ``data_dir`` or is None).
+    Prints one line saying which data is used and why; returns ``(ner, qa, source)``.
+    """
+    tasks = tuple(tasks)
+    if files and any(files.values()):
+        loaded, source = _load_files(tasks, files, data_dir, squad_version)
+    else:
+        if tiny is None and getattr(sizes, "name", None) == "tiny" and data_dir is None:
+            chosen = DataSource("tiny", "the tiny preset trains on the bundled sample")
+        else:
+            chosen = choose_data_source(data_dir, tiny)
+        if chosen.kind == "dir":
+            _require_data_dir(chosen.folder)
+        try:
+            loaded = _load_source(chosen, tasks, squad_version)
+        except HubUnavailableError as error:
+            chosen = DataSource("tiny", f"the Hugging Face hub could not be used ({getattr(error, 'why', error)})")
+            loaded = _load_source(chosen, tasks, squad_version)
+        source = chosen.describe()
+    print(source)
+    limits = _task_sizes(sizes)
+    cut = {task: subset(splits, {s: n for s, n in limits[task].items() if s in splits} or None, seed)
+           for task, splits in loaded.items() if splits is not None}
+    return TaskDatasets(cut.get("ner"), cut.get("qa"), source)
+
+
+def _load_files(tasks, files, data_dir, squad_version: int) -> tuple[dict, str]:
+    """Files named per split (the command line's --ner-train ...); other tasks from ``data_dir`` or None."""
+    folder = find_data_dir(data_dir)
+    loaded = {}
+    for task in tasks:
+        named = dict(files.get(task) or {})
+        if task == "ner" and (named or folder):
+            loaded[task] = load_conll(folder, files=named or None)
+        elif task == "qa" and (named or folder):
+            loaded[task] = load_squad(folder, files=named or None, version=squad_version)
+    where = "files named on the command line" + (f" and {folder}" if folder else "")
+    return loaded, f"data: {where}, because they were given"

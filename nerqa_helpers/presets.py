@@ -1,27 +1,64 @@
-"""Named run sizes: ``tiny`` (bundled sample, about a minute on a laptop CPU), ``small`` (real
-data subset, about ten minutes on 2 CPU cores) and ``full`` (all data, for a GPU)."""
+"""Named run sizes and the one place every default of a run lives.
+
+``tiny`` trains on the bundled sample (about a minute on a laptop CPU), ``small`` on a subset of
+the real data (about ten minutes on 2 CPU cores) and ``full`` on all of it (for a GPU). The
+notebooks' settings, the command line, the experiments, ``TrainingConfig`` and the benchmark
+take their defaults from a :class:`Preset`; the model's config stores the window sizes it was
+trained with, so the pipeline serves it with the same windows. Floor 0: imports nothing.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+
+TASKS = ("ner", "qa")
+"""The two tasks, in the order every table and loop uses."""
+
+STRATEGIES = ("round_robin", "proportional", "temperature", "annealed")
+"""How the multi-task loader picks the task of each step (``sampling.task_probabilities``)."""
+
+WINDOW_FIELDS = ("ner_max_length", "ner_stride", "qa_max_length", "doc_stride")
+"""The window sizes (tokens) a model is trained and served with; see :meth:`Preset.windows`."""
 
 
 @dataclass(frozen=True)
 class Preset:
-    """Data sizes and training settings of a named run."""
+    """Data sizes, window sizes and training settings of a named run.
+
+    Sizes are sentences (NER) and questions (QA), ``None`` = all. Windows: NER sentences are cut
+    into ``ner_max_length``-token windows overlapping by ``ner_stride``; a QA context into
+    ``qa_max_length``-token windows (question included) overlapping by ``doc_stride``.
+    """
 
     name: str
-    ner_train: int | None = None  # sentences (None = all)
-    qa_train: int | None = None  # questions
+    ner_train: int | None = None
+    qa_train: int | None = None
     ner_eval: int | None = None
     qa_eval: int | None = None
     task_epochs: dict = field(default_factory=lambda: {"ner": 1.0, "qa": 1.0})
     batch_size: int = 32
     learning_rate: float = 1e-4
+    strategy: str = "proportional"
     eval_every: int | None = None
     ner_max_length: int = 128
+    ner_stride: int = 32
     qa_max_length: int = 384
     doc_stride: int = 128
 
+    def windows(self) -> dict[str, int]:
+        """``{"ner_max_length", "ner_stride", "qa_max_length", "doc_stride"}`` of this preset."""
+        return {name: getattr(self, name) for name in WINDOW_FIELDS}
+
+    def sizes(self) -> dict[str, dict[str, int | None]]:
+        """Rows per task and split: ``{"ner": {"train", "validation", "test"}, "qa": {"train", "validation"}}``."""
+        return {"ner": {"train": self.ner_train, "validation": self.ner_eval, "test": self.ner_eval},
+                "qa": {"train": self.qa_train, "validation": self.qa_eval}}
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULTS = Preset("defaults")
+"""The field defaults, for code that needs one value without naming a run (e.g. a config field)."""
 
 PRESETS = {
     "tiny": Preset("tiny", task_epochs={"ner": 12.0, "qa": 12.0}, batch_size=8, learning_rate=2e-4),

@@ -1,0 +1,177 @@
+"""The one data rule (local files → the hub → the bundled sample) and the hub loaders, offline.
+
+The hub is never contacted: ``datasets.load_dataset`` is replaced by a function returning
+DatasetDicts built with the exact features of the hub's datasets (the CoNLL-2003 parquet export
+of eriktks/conll2003, rajpurkar/squad and rajpurkar/squad_v2), and reachability is mocked.
+"""
+import datasets
+import pytest
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+
+from nerqa_helpers import data
+from nerqa_helpers.presets import get_preset
+
+POS_NAMES = ['"', "''", "#", "$", "(", ")", ",", ".", ":", "``", "CC", "CD", "DT", "EX", "FW", "IN", "JJ", "JJR",
+             "JJS", "LS", "MD", "NN", "NNP", "NNPS", "NNS", "NN|SYM", "PDT", "POS", "PRP", "PRP$", "RB", "RBR",
+             "RBS", "RP", "SYM", "TO", "UH", "VB", "VBD", "VBG", "VBN", "VBP", "VBZ", "WDT", "WP", "WP$", "WRB"]
+CHUNK_NAMES = ["O", "B-ADJP", "I-ADJP", "B-ADVP", "I-ADVP", "B-CONJP", "I-CONJP", "B-INTJ", "I-INTJ", "B-LST",
+               "I-LST", "B-NP", "I-NP", "B-PP", "I-PP", "B-PRT", "I-PRT", "B-SBAR", "I-SBAR", "B-UCP", "I-UCP",
+               "B-VP", "I-VP"]
+HUB_NER_NAMES = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+HUB_CONLL_FEATURES = Features({
+    "id": Value("string"),
+    "tokens": Sequence(Value("string")),
+    "pos_tags": Sequence(ClassLabel(names=POS_NAMES)),
+    "chunk_tags": Sequence(ClassLabel(names=CHUNK_NAMES)),
+    "ner_tags": Sequence(ClassLabel(names=HUB_NER_NAMES)),
+})
+HUB_SQUAD_FEATURES = Features({
+    "id": Value("string"), "title": Value("string"), "context": Value("string"), "question": Value("string"),
+    "answers": Sequence({"text": Value("string"), "answer_start": Value("int32")}),
+})
+
+
+def hub_conll() -> DatasetDict:
+    rows = {"id": ["0", "1"], "tokens": [["EU", "rejects", "German", "call"], ["Peter", "Blackburn"]],
+            "pos_tags": [[22, 42, 16, 21], [22, 22]], "chunk_tags": [[11, 21, 11, 12], [11, 12]],
+            "ner_tags": [[3, 0, 7, 0], [1, 2]]}
+    return DatasetDict({split: Dataset.from_dict(rows, features=HUB_CONLL_FEATURES)
+                        for split in ("train", "validation", "test")})
+
+
+def hub_squad(version: int) -> DatasetDict:
+    context = "Lena Brandt designed the Harbour Bridge in 1932."
+    rows = {"id": ["q1", "q2"], "title": ["Bridge", "Bridge"], "context": [context, context],
+            "question": ["Who designed it?", "Who painted it?"],
+            "answers": [{"text": ["Lena Brandt"], "answer_start": [0]},
+                        {"text": [], "answer_start": []} if version == 2 else {"text": ["1932"], "answer_start": [43]}]}
+    return DatasetDict({split: Dataset.from_dict(rows, features=HUB_SQUAD_FEATURES) for split in ("train", "validation")})
+
+
+@pytest.fixture()
+def hub(monkeypatch):
+    """The hub answers (mocked): ``load_dataset`` returns the fixtures and records what was asked for."""
+    calls = []
+
+    def load_dataset(repo_id, revision=None, **kwargs):
+        calls.append((repo_id, revision))
+        return {data.CONLL_HUB_ID: hub_conll, "rajpurkar/squad": lambda: hub_squad(1),
+                "rajpurkar/squad_v2": lambda: hub_squad(2)}[repo_id]()
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(data, "_offline_mode", lambda: False)
+    monkeypatch.setattr(data, "_hub_reachable", lambda: True)
+    monkeypatch.delenv("NERQA_TINY", raising=False)
+    monkeypatch.delenv("NERQA_DATA_DIR", raising=False)
+    return calls
+
+
+@pytest.fixture()
+def no_hub(hub, monkeypatch):
+    monkeypatch.setattr(data, "_hub_reachable", lambda: False)
+    return hub
+
+
+# -- the hub loaders against the hub's schemas ------------------------------------------------------
+def test_hub_conll_loads_to_the_local_columns_and_labels(hub):
+    loaded = data.load_hub_conll()
+    local = data.load_tiny("ner")
+    assert hub == [(data.CONLL_HUB_ID, data.CONLL_HUB_REVISION)]
+    assert list(loaded) == list(local) == ["train", "validation", "test"]
+    for split in loaded:
+        assert loaded[split].features == local[split].features
+        assert loaded[split].column_names == local[split].column_names
+    assert loaded["train"].features["ner_tags"].feature.names == data.NER_LABELS
+    assert loaded["train"][0]["tokens"] == ["EU", "rejects", "German", "call"]
+    assert [data.NER_LABELS[tag] for tag in loaded["train"][0]["ner_tags"]] == ["B-ORG", "O", "B-MISC", "O"]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_hub_squad_loads_to_the_local_columns(hub, version):
+    loaded = data.load_hub_squad(version)
+    local = data.load_tiny("qa", version=version)
+    assert hub == [(data.SQUAD_HUB_IDS[version], None)]
+    assert list(loaded) == list(local) == ["train", "validation"]
+    for split in loaded:
+        assert loaded[split].features == local[split].features
+    assert loaded["train"][0]["answers"] == {"text": ["Lena Brandt"], "answer_start": [0]}
+    if version == 2:
+        assert loaded["train"][1]["answers"] == {"text": [], "answer_start": []}
+
+
+def test_hub_conll_with_other_label_names_is_refused(hub, monkeypatch):
+    renamed = hub_conll()
+    renamed = renamed.cast_column("ner_tags", Sequence(ClassLabel(names=list(reversed(HUB_NER_NAMES)))))
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: renamed)
+    with pytest.raises(data.DataFormatError, match="differ from NER_LABELS"):
+        data.load_hub_conll()
+
+
+# -- the rule ---------------------------------------------------------------------------------------
+def only_line(capsys) -> str:
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("data: "), lines
+    return lines[0]
+
+
+def test_a_data_folder_comes_first(hub, monkeypatch, capsys):
+    monkeypatch.setenv("NERQA_DATA_DIR", str(data.tiny_data_dir()))
+    ner, qa, source = data.load_task_data()
+    assert hub == [] and source == only_line(capsys)
+    assert f"local files in {data.tiny_data_dir()}" in source and "NERQA_DATA_DIR is set" in source
+    ner2, _, source = data.load_task_data(data_dir=data.tiny_data_dir(), tiny=False)
+    assert "data_dir was given" in source and len(ner2["train"]) == len(ner["train"])
+
+
+def test_the_hub_when_there_is_no_folder_and_it_answers(hub, capsys):
+    ner, qa, source = data.load_task_data(sizes={"ner": {"train": 1}, "qa": {"validation": 1}}, seed=3)
+    assert [repo for repo, _ in hub] == [data.CONLL_HUB_ID, "rajpurkar/squad"]
+    assert source == only_line(capsys)
+    assert "Hugging Face hub" in source and "NERQA_DATA_DIR is unset" in source and "answered" in source
+    assert (len(ner["train"]), len(ner["validation"]), len(qa["train"]), len(qa["validation"])) == (1, 2, 2, 1)
+
+
+def test_the_sample_when_the_hub_cannot_be_reached(no_hub, capsys):
+    ner, qa, source = data.load_task_data()
+    assert no_hub == [] and source == only_line(capsys)
+    assert "bundled tiny sample" in source and "cannot be reached" in source
+    assert len(ner["train"]) == len(data.load_tiny("ner")["train"])
+
+
+def test_offline_the_hub_counts_only_when_cached(hub, monkeypatch, capsys):
+    monkeypatch.setattr(data, "_offline_mode", lambda: True)
+    monkeypatch.setattr(data, "_hub_cached", lambda repo_id: False)
+    assert data.choose_data_source().kind == "tiny"
+    assert "HF_HUB_OFFLINE is set" in data.choose_data_source().reason
+    monkeypatch.setattr(data, "_hub_cached", lambda repo_id: True)
+    assert data.choose_data_source().kind == "hub"
+
+
+def test_tiny_is_forced_by_the_variable_the_argument_and_the_tiny_preset(hub, monkeypatch, capsys):
+    assert "because tiny mode was asked for" in data.load_task_data(tiny=True).source
+    assert "because the tiny preset" in data.load_task_data(sizes=get_preset("tiny")).source
+    monkeypatch.setenv("NERQA_TINY", "1")
+    monkeypatch.setenv("NERQA_DATA_DIR", "/nowhere")
+    assert "because NERQA_TINY=1 is set" in data.load_task_data().source
+    assert hub == []
+
+
+def test_a_hub_that_fails_while_loading_falls_back_to_the_sample(hub, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(datasets, "load_dataset", broken)
+    ner, qa, source = data.load_task_data(tasks=["ner"])
+    assert qa is None and "bundled tiny sample" in source and "connection reset" in source
+    assert source == only_line(capsys)
+
+
+def test_a_missing_data_folder_is_an_error_not_a_fallback(hub):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data.load_task_data(data_dir="/nowhere/at/all")
+
+
+def test_files_named_one_by_one_win(hub, capsys):
+    conll = data.tiny_data_dir() / "conll" / "validation.txt"
+    ner, qa, source = data.load_task_data(files={"ner": {"validation": conll}, "qa": {}})
+    assert list(ner) == ["validation"] and qa is None and "files named" in only_line(capsys)
