@@ -26,6 +26,8 @@ from transformers import get_linear_schedule_with_warmup
 from .metrics import ner_scores, squad_scores, squad_v2_scores
 from .preprocessing import ner_logits_to_tags, postprocess_qa_predictions
 from .sampling import MODEL_INPUTS, MultiTaskDataLoader, make_collators
+from .precision import precision_for
+from .presets import DEFAULTS
 from .checkpoint import (CheckpointError, check_settings, load_model_weights, nonfinite_parameters,
                          read_checkpoint, replace_directory, rescale_learning_rate, restore_balancer,
                          restore_rng_state, set_deterministic, write_checkpoint)
@@ -37,22 +39,27 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainingConfig:
-    """Everything the loop needs to know besides the model and the data."""
+    """Everything the loop needs to know besides the model and the data.
+
+    The schedule's defaults are ``presets.DEFAULTS``; :meth:`from_preset` takes a named preset's.
+    ``mixed_precision``: "auto" follows ``precision.precision_for`` (bf16 from compute capability
+    8.0, fp16 with loss scaling on 7.x, float32 on a CPU); "bf16", "fp16" or "no" override it.
+    """
 
     output_dir: str = "runs/multitask"
-    learning_rate: float = 1e-4
+    learning_rate: float = DEFAULTS.learning_rate
     weight_decay: float = 0.01
-    batch_size: int = 32
+    batch_size: int = DEFAULTS.batch_size
     eval_batch_size: int = 128
-    task_epochs: dict = field(default_factory=lambda: {"ner": 1.0, "qa": 1.0})
+    task_epochs: dict = field(default_factory=lambda: dict(DEFAULTS.task_epochs))
     max_steps: int | None = None
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
-    strategy: str = "proportional"
+    strategy: str = DEFAULTS.strategy
     temperature: float = 2.0
     group_by_length: bool = True
-    eval_every: int | None = None
+    eval_every: int | None = DEFAULTS.eval_every
     early_stopping_patience: int | None = None
     log_every: int = 10
     mixed_precision: str = "auto"
@@ -66,6 +73,14 @@ class TrainingConfig:
     checkpoint_every: int | None = None  # steps between resumable checkpoints in output_dir/checkpoint
     deterministic: bool = False  # deterministic GPU kernels (the CPU loop is deterministic anyway)
     torch_compile: bool = False  # compiles on the first steps of each task and shape: see benchmarks/
+
+    @classmethod
+    def from_preset(cls, preset, **overrides) -> "TrainingConfig":
+        """The config of a ``presets.Preset`` run (its learning rate, batch size, epochs, strategy and
+        evaluation interval); keyword arguments set any other field or replace one of these."""
+        values = dict(learning_rate=preset.learning_rate, batch_size=preset.batch_size,
+                      task_epochs=dict(preset.task_epochs), strategy=preset.strategy, eval_every=preset.eval_every)
+        return cls(**{**values, **overrides})
 
 
 @dataclass
@@ -236,10 +251,9 @@ def combined_score(metrics: Mapping) -> float:
 
 # -- training ---------------------------------------------------------------------------------
 def make_accelerator(config: TrainingConfig) -> Accelerator:
-    """Accelerator with bf16 where the device supports it ("auto"), DDP tolerant of idle heads."""
-    precision = config.mixed_precision
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() and not config.cpu else "no"
+    """Accelerator in the precision ``precision.precision_for`` picks for its device (or
+    ``config.mixed_precision``), DDP tolerant of idle heads."""
+    precision = precision_for("cpu" if config.cpu else None, config.mixed_precision)
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
     return Accelerator(mixed_precision=precision, cpu=config.cpu, kwargs_handlers=handlers,
                        gradient_accumulation_steps=config.gradient_accumulation_steps)

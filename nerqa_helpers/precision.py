@@ -1,0 +1,53 @@
+"""Which floating-point precision a device trains and evaluates in: one policy, one function.
+
+    CUDA, compute capability >= 8.0 (A100, L4, H100, RTX 30xx and later) -> "bf16": autocast to bfloat16
+    CUDA 7.x (T4, V100)                                                    -> "fp16": autocast to float16,
+                                                                              with loss scaling in training
+    older GPUs, CPU, Apple MPS                                             -> "no": float32
+
+``torch.cuda.is_bf16_supported()`` is True on a T4 (Colab's free GPU) because bfloat16 is emulated
+there, slowly; the compute capability is what says whether the tensor cores run it. The training
+loop (``training.make_accelerator``), evaluation and the benchmark all ask :func:`precision_for`.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+PRECISIONS = ("bf16", "fp16", "no")
+"""The names ``accelerate.Accelerator(mixed_precision=...)`` takes."""
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def precision_for(device: str | torch.device | None = None, override: str | None = None) -> str:
+    """"bf16", "fp16" or "no" for ``device`` (None: the GPU when there is one, else the CPU).
+
+    ``override`` (e.g. ``TrainingConfig.mixed_precision``): ``None`` or ``"auto"`` applies the policy
+    in the module docstring; one of :data:`PRECISIONS` is returned as it is.
+    """
+    if override not in (None, "auto"):
+        if override not in PRECISIONS:
+            raise ValueError(f"mixed precision must be 'auto' or one of {PRECISIONS}, got {override!r}")
+        return override
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return "no"
+    major, _minor = torch.cuda.get_device_capability(device)
+    return "bf16" if major >= 8 else "fp16" if major == 7 else "no"
+
+
+def autocast_for(device: str | torch.device, override: str | None = None):
+    """A ``torch.autocast`` context in the precision :func:`precision_for` picks (a no-op context for "no").
+
+    For forward passes without gradients (evaluation, inference); training autocasts through
+    ``accelerate``, which adds the loss scaling fp16 needs.
+    """
+    device = torch.device(device)
+    precision = precision_for(device, override)
+    if precision == "no":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])

@@ -1,0 +1,70 @@
+"""The precision policy on mocked devices: bf16 from compute capability 8.0, fp16 on 7.x, fp32 on a CPU."""
+import pytest
+import torch
+
+from nerqa_helpers import precision
+from nerqa_helpers.precision import precision_for
+
+
+@pytest.fixture()
+def gpu(monkeypatch):
+    """A mocked CUDA device whose compute capability the test sets; bf16 'supported' everywhere, as on a T4."""
+    def set_capability(major, minor):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (major, minor))
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    return set_capability
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), "fp16"), ((7, 0), "fp16"), ((8, 0), "bf16"),
+                                                  ((8, 9), "bf16"), ((9, 0), "bf16"), ((6, 1), "no")])
+def test_gpus_by_compute_capability(gpu, capability, expected):
+    gpu(*capability)
+    assert precision_for("cuda") == expected
+    assert precision_for() == expected  # no device named: the GPU
+
+
+def test_the_cpu_and_mps_train_in_float32(gpu):
+    assert precision_for("cpu") == "no"
+    assert precision_for("mps") == "no"
+    gpu(9, 0)
+    assert precision_for("cpu") == "no"
+
+
+def test_without_a_gpu_cuda_falls_back_to_float32(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert precision_for() == "no" and precision_for("cuda") == "no"
+
+
+def test_an_override_wins_and_a_bad_one_is_refused(gpu):
+    gpu(7, 5)
+    assert precision_for("cuda", "bf16") == "bf16"
+    assert precision_for("cpu", "fp16") == "fp16"
+    assert precision_for("cuda", "no") == "no"
+    assert precision_for("cuda", "auto") == "fp16"
+    with pytest.raises(ValueError, match="mixed precision"):
+        precision_for("cuda", "fp8")
+
+
+def test_autocast_follows_the_policy(gpu):
+    assert isinstance(precision.autocast_for("cpu"), type(precision.autocast_for("cpu")))
+    with precision.autocast_for("cpu"):
+        assert not torch.is_autocast_enabled("cpu")
+    with precision.autocast_for("cpu", override="bf16"):
+        assert torch.is_autocast_enabled("cpu")
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), "fp16"), ((8, 0), "bf16")])
+def test_make_accelerator_asks_the_policy(gpu, monkeypatch, capability, expected):
+    from nerqa_helpers import training
+
+    gpu(*capability)
+    seen = {}
+    monkeypatch.setattr(training, "Accelerator", lambda **kwargs: seen.update(kwargs))
+    training.make_accelerator(training.TrainingConfig())
+    assert seen["mixed_precision"] == expected
+    training.make_accelerator(training.TrainingConfig(mixed_precision="no"))
+    assert seen["mixed_precision"] == "no"
+    training.make_accelerator(training.TrainingConfig(cpu=True))
+    assert seen["mixed_precision"] == "no"
