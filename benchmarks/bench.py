@@ -19,7 +19,7 @@ tokens per second: project ÷ pad-to-max and project ÷ bare encoder. A step is 
 of one backward pass to the end of the next, so it holds one optimiser step, one batch's data
 loading, one forward and one backward; the first ``warmup`` steps of every loop are not counted.
 
-Then: evaluation throughput (``training.evaluate`` per task, post-processing included) and the
+Then: evaluation throughput (``evaluation.evaluate`` per task, post-processing included) and the
 latency of ``inference.MultiTaskPipeline`` for one 30-word NER sentence and one 384-token QA
 window. Data: ``$NERQA_DATA_DIR``, else ``../shared/data`` beside the repository, else the
 bundled tiny sample (the JSON says which).
@@ -55,7 +55,9 @@ from nerqa_helpers import data  # noqa: E402
 from nerqa_helpers.encoders import load_tokenizer  # noqa: E402
 from nerqa_helpers.model import MultiTaskModel  # noqa: E402
 from nerqa_helpers.sampling import MultiTaskDataLoader, make_collators  # noqa: E402
-from nerqa_helpers.training import TaskData, TrainingConfig, build_tasks, evaluate, train  # noqa: E402
+from nerqa_helpers.evaluation import evaluate  # noqa: E402
+from nerqa_helpers.tasks import TaskData, build_tasks  # noqa: E402
+from nerqa_helpers.training import TrainingConfig, train  # noqa: E402
 
 MAX_LENGTH = {"ner": 128, "qa": 384}
 
@@ -350,7 +352,7 @@ def token_counts(features) -> tuple[int, int]:
 
 
 def measure_evaluation(model, tokenizer, tasks, config: TrainingConfig, device) -> dict:
-    """``training.evaluate`` per task: seconds, examples/s, real tokens/s (forward + post-processing)."""
+    """``evaluation.evaluate`` per task: seconds, examples/s, real tokens/s (forward + post-processing)."""
     model.to(device)
     result = {}
     for task, task_data in tasks.items():

@@ -78,7 +78,9 @@ def command_train(args) -> dict:
     from .presets import get_preset
     from accelerate.utils import set_seed
 
-    from .training import TrainingConfig, build_tasks, evaluate, train
+    from .evaluation import evaluate
+    from .tasks import build_tasks
+    from .training import TrainingConfig, train
 
     preset = get_preset(args.preset)
     tasks_wanted = _wanted_tasks(args.tasks)
@@ -133,7 +135,9 @@ def command_evaluate(args) -> dict:
     """Evaluate a saved model on a preset's validation (and NER test) data."""
     from .inference import MultiTaskPipeline
     from .presets import get_preset
-    from .training import TrainingConfig, build_tasks, evaluate
+    from .evaluation import evaluate
+    from .tasks import build_tasks
+    from .training import TrainingConfig
 
     pipeline = MultiTaskPipeline.from_pretrained(_model_dir(args.model))
     preset = get_preset(args.preset)
@@ -319,9 +323,9 @@ def _text_option(args, name: str) -> str | None:
 
 
 def _plain(value):
-    from .training import _jsonable
+    from .base import jsonable
 
-    return _jsonable(value)
+    return jsonable(value)
 
 
 # -- parser -----------------------------------------------------------------------------------

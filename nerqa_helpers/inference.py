@@ -5,8 +5,9 @@ NER   text ──split_words──► words + offsets ──prepare_ner_features
 QA    (question, context) ──prepare_qa_eval_features──► windows ──model──► start, end (F, T)
       ──postprocess_qa_predictions──► best span over all windows, in characters of the context
 
-The windowing and the span post-processing are the functions evaluation uses (``preprocessing``),
-called on a plain dict: no ``datasets.map`` per call, the tokenizer runs once per call.
+The windowing (``preprocessing``), the forward pass (``evaluation.predict_features``) and the span
+post-processing (``postprocessing``) are the functions evaluation uses, called on a plain dict: no
+``datasets.map`` per call, the tokenizer runs once per call.
 """
 from __future__ import annotations
 
@@ -19,15 +20,11 @@ import numpy as np
 import regex
 import torch
 
+from .evaluation import predict_features
 from .model import MultiTaskConfig, MultiTaskModel
-from .preprocessing import (
-    ner_logits_to_tags,
-    postprocess_qa_predictions,
-    prepare_ner_features,
-    prepare_qa_eval_features,
-)
+from .postprocessing import ner_logits_to_tags, postprocess_qa_predictions
+from .preprocessing import prepare_ner_features, prepare_qa_eval_features
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 
@@ -155,17 +152,6 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
-def pad_batch(features, rows: Sequence[int], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad the model inputs of feature ``rows`` into tensors (B, T)."""
-    length = max(len(features["input_ids"][row]) for row in rows)
-    batch = {}
-    for key in (key for key in MODEL_INPUTS if key in features):
-        fill = pad_token_id if key == "input_ids" else 0
-        batch[key] = torch.tensor([list(features[key][row]) + [fill] * (length - len(features[key][row]))
-                                   for row in rows], dtype=torch.long)
-    return batch
-
-
 # -- the pipeline ----------------------------------------------------------------------------------
 class MultiTaskPipeline:
     """Entities and answers from a trained :class:`MultiTaskModel` and its tokenizer.
@@ -225,25 +211,11 @@ class MultiTaskPipeline:
 
     # -- forward -----------------------------------------------------------------------------------
     def _forward(self, features, task: str) -> list:
-        """Run ``task``'s head over all windows in ``features``. Returns per window, trimmed to its
-        length: NER logits (T, C); QA (start_logits (T,), end_logits (T,)); numpy float32."""
-        outputs: list = []
-        count = len(features["input_ids"])
-        with torch.inference_mode():
-            for first in range(0, count, self.batch_size):
-                rows = range(first, min(first + self.batch_size, count))
-                batch = {key: value.to(self.device) for key, value in
-                         pad_batch(features, rows, self.tokenizer.pad_token_id or 0).items()}
-                output = self.model(**batch, task=task)
-                lengths = batch["attention_mask"].sum(dim=1).tolist()
-                if task == "ner":
-                    logits = output.logits.float().cpu().numpy()
-                    outputs += [logits[row, :length] for row, length in enumerate(lengths)]
-                else:
-                    starts = output.start_logits.float().cpu().numpy()
-                    ends = output.end_logits.float().cpu().numpy()
-                    outputs += [(starts[row, :length], ends[row, :length]) for row, length in enumerate(lengths)]
-        return outputs
+        """Run ``task``'s head over all windows in ``features`` (``evaluation.predict_features``, the
+        forward pass evaluation uses). Returns per window, trimmed to its length: NER logits (T, C);
+        QA (start_logits (T,), end_logits (T,)); numpy float32."""
+        return predict_features(self.model, features, task, self.tokenizer, self.batch_size, self.device,
+                                ner_logits=True)
 
     # -- NER ---------------------------------------------------------------------------------------
     def ner_features(self, word_lists: Sequence[Sequence[str]]) -> dict:

@@ -12,15 +12,33 @@ from __future__ import annotations
 import copy
 import inspect
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .base import NER_LABELS
 from .encoders import resolve_encoder
 
 TASKS = ("ner", "qa")
+
+
+class EncoderAdapter(NamedTuple):
+    """How an extension wraps the encoder, for a config field it owns (``lora``: extensions.lora).
+
+    attach(model, settings): wrap ``model.encoder`` (end of ``__init__``, so ``from_pretrained``
+    rebuilds the same structure before the weights load); after_load(model): fix up what loading
+    undid (e.g. re-freeze the encoder).
+    """
+
+    attach: Callable
+    after_load: Callable
+
+
+ENCODER_ADAPTERS: dict[str, EncoderAdapter] = {}
+"""Config field → :class:`EncoderAdapter`; an extension registers itself here when imported."""
 
 
 class MultiTaskConfig(PretrainedConfig):
@@ -34,7 +52,9 @@ class MultiTaskConfig(PretrainedConfig):
         shared_layers: how many bottom encoder layers both tasks share; ``None`` shares all (hard
             sharing), 0 gives each task its own encoder layers.
         lora: ``None`` or a dict of LoRA settings (``r``, ``alpha``, ``dropout``,
-            ``target_modules``) for one frozen encoder with one adapter per task.
+            ``target_modules``) for one frozen encoder with one adapter per task; the adapters come
+            from ``nerqa_helpers.extensions.lora`` (import it first: it registers itself in
+            :data:`ENCODER_ADAPTERS`).
     """
 
     model_type = "nerqa_multitask"
@@ -89,7 +109,7 @@ class MultiTaskOutput(ModelOutput):
     hidden_states: torch.Tensor | None = None
 
 
-def _encoder_layers(encoder: nn.Module) -> nn.ModuleList:
+def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
     """The ModuleList of transformer blocks of a BERT-like encoder."""
     for path in ("encoder.layer", "transformer.layer", "layers"):
         module = encoder
@@ -122,10 +142,8 @@ class MultiTaskModel(PreTrainedModel):
         self.task_layers = self._split_encoder(config.shared_layers)
         self._encoder_takes_token_types = "token_type_ids" in inspect.signature(encoder.forward).parameters
         self.post_init()  # before the adapters: post_init would re-initialise LoRA's zero B matrices
-        if config.lora:
-            from .extensions.lora import add_task_adapters
-
-            add_task_adapters(self, config.lora)
+        for field, adapter in self._adapters():
+            adapter.attach(self, getattr(config, field))
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -141,8 +159,6 @@ class MultiTaskModel(PreTrainedModel):
         layers of soft sharing start from the same pretrained weights for every task; the heads
         start random.
         """
-        from .data import NER_LABELS
-
         path, local = resolve_encoder(encoder_name)
         encoder = _encoder_from_pretrained(path, local)
         config = MultiTaskConfig(
@@ -159,15 +175,20 @@ class MultiTaskModel(PreTrainedModel):
         makes every parameter trainable again)."""
         loaded = super().from_pretrained(*args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded
-        if getattr(model, "lora_tasks", None):
-            from .extensions.lora import freeze_encoder
-
-            freeze_encoder(model)
+        for _, adapter in model._adapters():
+            adapter.after_load(model)
         return loaded
+
+    def _adapters(self) -> list[tuple[str, EncoderAdapter]]:
+        """(config field, adapter) for every adapter this config asks for (``lora`` when set)."""
+        if self.config.lora and "lora" not in ENCODER_ADAPTERS:
+            raise ValueError("config.lora is set: import nerqa_helpers.extensions.lora (or nerqa_helpers.extensions) "
+                             "first, so that the model can build its LoRA adapters.")
+        return [(field, adapter) for field, adapter in ENCODER_ADAPTERS.items() if getattr(self.config, field, None)]
 
     def _split_encoder(self, shared_layers: int | None) -> nn.ModuleDict | None:
         """Give each task its own copy of the layers above ``shared_layers`` (soft sharing)."""
-        layers = _encoder_layers(self.encoder)
+        layers = encoder_layers(self.encoder)
         if shared_layers is None or shared_layers >= len(layers):
             return None
         if shared_layers < 0:

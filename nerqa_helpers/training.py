@@ -1,4 +1,4 @@
-"""The custom multi-task training loop, its evaluation, and the history it keeps.
+"""The custom multi-task training loop and the history it keeps.
 
 One step = one batch of one task: forward on that task's head, loss λ_task · L_task, backward,
 clip, optimiser and scheduler step. ``accelerate.Accelerator`` makes the same code run on a CPU,
@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-import numpy as np
 import pandas as pd
 import torch
 from accelerate import Accelerator
@@ -23,9 +22,10 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from .metrics import ner_scores, squad_scores, squad_v2_scores
-from .preprocessing import ner_logits_to_tags, postprocess_qa_predictions
-from .sampling import MODEL_INPUTS, MultiTaskDataLoader, make_collators
+from .base import jsonable
+from .evaluation import evaluate
+from .sampling import MultiTaskDataLoader, make_collators
+from .tasks import TaskData
 from .precision import precision_for
 from .presets import DEFAULTS
 from .checkpoint import (CheckpointError, check_settings, load_model_weights, nonfinite_parameters,
@@ -83,22 +83,6 @@ class TrainingConfig:
         return cls(**{**values, **overrides})
 
 
-@dataclass
-class TaskData:
-    """A task's tokenized training features, and what evaluation needs.
-
-    ner: ``eval_features`` from ``tokenize_ner`` (with ``example_index`` and ``word_ids``) and
-    ``references`` (word-level IOB2 tags per sentence). qa: ``eval_features`` from
-    ``tokenize_qa(split_kind="eval")`` and ``eval_examples`` (the raw SQuAD examples).
-    """
-
-    train_features: object | None = None
-    eval_features: object | None = None
-    eval_examples: object | None = None
-    references: list | None = None
-    version_2: bool = False
-
-
 class History:
     """Every logged training step and every evaluation, as records → DataFrame / JSON."""
 
@@ -128,125 +112,6 @@ class TrainResult:
     best_metrics: dict | None
     output_dir: str
     train_seconds: float
-
-
-def build_tasks(tokenizer, ner=None, qa=None, eval_split: str = "validation", ner_max_length: int = 128,
-                qa_max_length: int = 384, doc_stride: int = 128, version_2: bool = False) -> dict[str, TaskData]:
-    """Tokenize each task's ``DatasetDict`` once: train features, evaluation features, references.
-
-    ``ner``: CoNLL-style DatasetDict (``tokens``, ``ner_tags``); ``qa``: SQuAD-style DatasetDict.
-    Either may be ``None`` (single-task runs).
-    """
-    from .preprocessing import tokenize_ner, tokenize_qa
-
-    tasks: dict[str, TaskData] = {}
-    if ner is not None:
-        evaluation = ner[eval_split] if eval_split in ner else None
-        names = (ner["train"] if "train" in ner else evaluation).features["ner_tags"].feature.names
-        tasks["ner"] = TaskData(
-            train_features=tokenize_ner(ner["train"], tokenizer, max_length=ner_max_length) if "train" in ner else None,
-            eval_features=tokenize_ner(evaluation, tokenizer, max_length=ner_max_length) if evaluation is not None else None,
-            references=[[names[tag] for tag in tags] for tags in evaluation["ner_tags"]] if evaluation is not None else None,
-        )
-    if qa is not None:
-        evaluation = qa[eval_split] if eval_split in qa else None
-        settings = {"max_length": qa_max_length, "doc_stride": doc_stride}
-        tasks["qa"] = TaskData(
-            train_features=tokenize_qa(qa["train"], tokenizer, split_kind="train", **settings) if "train" in qa else None,
-            eval_features=tokenize_qa(evaluation, tokenizer, split_kind="eval", **settings) if evaluation is not None else None,
-            eval_examples=evaluation,
-            version_2=version_2,
-        )
-    return tasks
-
-
-# -- evaluation -------------------------------------------------------------------------------
-def _batches(features, batch_size: int, collate: Callable):
-    """Yield padded batches of ``features`` in order (evaluation keeps the order)."""
-    keys = [key for key in MODEL_INPUTS if key in features.column_names and key not in ("labels", "start_positions", "end_positions")]
-    order = np.argsort([len(ids) for ids in features["input_ids"]], kind="stable")
-    for start in range(0, len(order), batch_size):
-        indices = order[start : start + batch_size].tolist()
-        rows = features[indices]
-        yield indices, collate([{key: rows[key][i] for key in keys} for i in range(len(indices))])
-
-
-@torch.no_grad()
-def predict_features(model, features, task: str, tokenizer, batch_size: int = 128, device=None) -> list:
-    """Run ``task``'s head over tokenized ``features``, sorted by length, results in input order.
-
-    Returns per feature: NER — tag ids (T,); QA — (start_logits (T,), end_logits (T,)), both
-    numpy, trimmed to the feature's own length.
-    """
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    collate = make_collators(tokenizer)["qa"]  # plain padding; labels are not needed here
-    results: list = [None] * len(features)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if _bf16_ok(device) else _null()
-    for indices, batch in _batches(features, batch_size, collate):
-        batch = {key: value.to(device) for key, value in batch.items()}
-        with autocast:
-            output = model(**batch, task=task)
-        lengths = batch["attention_mask"].sum(dim=1).tolist()
-        if task == "ner":
-            tags = output.logits.argmax(dim=-1).cpu().numpy()
-            for row, index in enumerate(indices):
-                results[index] = tags[row, : lengths[row]]
-        else:
-            starts, ends = output.start_logits.float().cpu().numpy(), output.end_logits.float().cpu().numpy()
-            for row, index in enumerate(indices):
-                results[index] = (starts[row, : lengths[row]], ends[row, : lengths[row]])
-    model.train(was_training)
-    return results
-
-
-def evaluate_ner(model, tokenizer, data: TaskData, batch_size: int = 128) -> dict:
-    """Entity-level seqeval scores on words (not sub-words): {"f1", "precision", "recall", ...}."""
-    predictions = predict_features(model, data.eval_features, "ner", tokenizer, batch_size)
-    num_words = [len(tags) for tags in data.references]
-    label_names = model.config.ner_label_names
-    predicted_tags = ner_logits_to_tags(data.eval_features, predictions, num_words, label_names)
-    return ner_scores(data.references, predicted_tags)
-
-
-def evaluate_qa(model, tokenizer, data: TaskData, batch_size: int = 128, n_best_size: int = 20,
-                max_answer_length: int = 30) -> dict:
-    """SQuAD Exact Match and F1 after n-best span post-processing across windows."""
-    outputs = predict_features(model, data.eval_features, "qa", tokenizer, batch_size)
-    start_logits = [start for start, _ in outputs]
-    end_logits = [end for _, end in outputs]
-    answers = postprocess_qa_predictions(
-        data.eval_examples, data.eval_features, start_logits, end_logits,
-        n_best_size=n_best_size, max_answer_length=max_answer_length, version_2=data.version_2,
-    )
-    references = {example["id"]: example["answers"]["text"] for example in data.eval_examples}
-    predictions = {key: answer["text"] for key, answer in answers.items()}
-    if data.version_2:
-        return squad_v2_scores(predictions, references)
-    return squad_scores(predictions, references)
-
-
-def evaluate(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfig | None = None) -> dict:
-    """Flat metrics for every task that has evaluation data, plus the combined ``score``."""
-    config = config or TrainingConfig()
-    metrics: dict = {}
-    if "ner" in tasks and tasks["ner"].eval_features is not None:
-        scores = evaluate_ner(model, tokenizer, tasks["ner"], config.eval_batch_size)
-        metrics.update({f"ner_{key}": value for key, value in scores.items() if key != "per_type"})
-        metrics["ner_per_type"] = scores.get("per_type", {})
-    if "qa" in tasks and tasks["qa"].eval_features is not None:
-        scores = evaluate_qa(model, tokenizer, tasks["qa"], config.eval_batch_size,
-                             config.n_best_size, config.max_answer_length)
-        metrics.update({f"qa_{key}": value for key, value in scores.items()})
-    metrics["score"] = combined_score(metrics)
-    return metrics
-
-
-def combined_score(metrics: Mapping) -> float:
-    """Mean of NER F1 and QA F1 over the tasks evaluated (the checkpoint selection score)."""
-    parts = [metrics[key] for key in ("ner_f1", "qa_f1") if key in metrics]
-    return float(np.mean(parts)) if parts else float("nan")
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -377,7 +242,7 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         history.to_json(output_dir / "history.json")
-        (output_dir / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=1))
+        (output_dir / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=1))
     accelerator.wait_for_everyone()
     return TrainResult(history, metrics, state["best"], str(output_dir), train_seconds)
 
@@ -508,28 +373,6 @@ def _resume(resume_from, config, model, optimizer, scheduler, balancer, settings
     return {"step": checkpoint.step, "history": saved["history"], "produced": saved["produced"],
             "state": {"best": saved["best"], "bad_evals": saved["bad_evals"]},
             "elapsed_seconds": saved["elapsed_seconds"], "rng": checkpoint.rng_state}
-
-
-def _bf16_ok(device: torch.device) -> bool:
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return value
 
 
 def config_dict(config: TrainingConfig) -> dict:

@@ -207,8 +207,8 @@ def load_tokenizer(s: Settings):
 
 
 def build_task_data(s: Settings, tokenizer, ner=None, qa=None) -> dict:
-    """Tokenized training and evaluation features of both tasks (``training.build_tasks``)."""
-    from .training import build_tasks
+    """Tokenized training and evaluation features of both tasks (``tasks.build_tasks``)."""
+    from .tasks import build_tasks
 
     if ner is None or qa is None:
         ner, qa = load_datasets(s)
@@ -264,7 +264,8 @@ def train_and_save(s: Settings, step_hook=None) -> dict:
     from accelerate.utils import set_seed
 
     from .model import MultiTaskModel
-    from .training import _jsonable as plain, train
+    from .base import jsonable as plain
+    from .training import train
 
     tokenizer = load_tokenizer(s)
     ner, qa = load_datasets(s)

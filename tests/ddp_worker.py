@@ -9,7 +9,8 @@ from transformers import BertConfig
 from nerqa_helpers.data import NER_LABELS, load_tiny
 from nerqa_helpers.encoders import load_tokenizer
 from nerqa_helpers.model import MultiTaskConfig, MultiTaskModel
-from nerqa_helpers.training import TrainingConfig, build_tasks, train
+from nerqa_helpers.tasks import build_tasks
+from nerqa_helpers.training import TrainingConfig, train
 
 out = sys.argv[1]
 torch.manual_seed(0)

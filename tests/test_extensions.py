@@ -315,7 +315,9 @@ def test_balancer_and_probe_plug_into_the_training_loop(tokenizer, tmp_path):
         batch = tiny_batches(seed=seed, size=8)[task]
         return datasets.Dataset.from_dict({key: value.tolist() for key, value in batch.items()})
 
-    tasks = {task: training.TaskData(train_features=features(task, seed)) for seed, task in enumerate(("ner", "qa"))}
+    from nerqa_helpers.tasks import TaskData
+
+    tasks = {task: TaskData(train_features=features(task, seed)) for seed, task in enumerate(("ner", "qa"))}
     model = tiny_model()
     balancer = GradNorm(["ner", "qa"], shared=model)
     probe = GradientConflictProbe(model, tiny_batches(), every=2)

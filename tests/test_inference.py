@@ -283,8 +283,8 @@ def test_features_equal_the_batched_maps_of_preprocessing(pipeline):
 
 
 def test_predictions_equal_the_evaluation_path(pipeline):
-    from nerqa_helpers.preprocessing import ner_logits_to_tags, postprocess_qa_predictions
-    from nerqa_helpers.training import predict_features
+    from nerqa_helpers.evaluation import predict_features
+    from nerqa_helpers.postprocessing import ner_logits_to_tags, postprocess_qa_predictions
 
     model, tokenizer = pipeline.model, pipeline.tokenizer
     word_lists = [split_words(text)[0] for text in TEXTS]

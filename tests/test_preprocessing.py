@@ -9,9 +9,8 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, List, Value
 
 from nerqa_helpers.data import NER_LABELS
+from nerqa_helpers.postprocessing import ner_logits_to_tags, postprocess_qa_predictions
 from nerqa_helpers.preprocessing import (
-    ner_logits_to_tags,
-    postprocess_qa_predictions,
     prepare_ner_features,
     prepare_qa_eval_features,
     prepare_qa_train_features,

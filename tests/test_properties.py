@@ -17,12 +17,8 @@ from nerqa_helpers.data import NER_LABELS
 from nerqa_helpers.inference import MultiTaskPipeline
 from nerqa_helpers.metrics import exact_match, squad_scores, token_f1
 from nerqa_helpers.model import MultiTaskConfig, MultiTaskModel
-from nerqa_helpers.preprocessing import (
-    ner_logits_to_tags,
-    postprocess_qa_predictions,
-    prepare_ner_features,
-    prepare_qa_eval_features,
-)
+from nerqa_helpers.postprocessing import ner_logits_to_tags, postprocess_qa_predictions
+from nerqa_helpers.preprocessing import prepare_ner_features, prepare_qa_eval_features
 
 PROPERTY = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

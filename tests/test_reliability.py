@@ -17,7 +17,8 @@ from nerqa_helpers.data import NER_LABELS, load_tiny
 from nerqa_helpers.extensions.balancing import GradNorm
 from nerqa_helpers.inference import ModelDirectoryError, MultiTaskPipeline
 from nerqa_helpers.model import MultiTaskConfig, MultiTaskModel
-from nerqa_helpers.training import TrainingConfig, TrainingDiverged, build_tasks, train
+from nerqa_helpers.tasks import build_tasks
+from nerqa_helpers.training import TrainingConfig, TrainingDiverged, train
 
 STEPS, CHECKPOINT_EVERY, EVAL_EVERY, STOP_AT = 14, 5, 4, 8
 

@@ -10,7 +10,9 @@ import torch
 
 from nerqa_helpers.data import load_tiny
 from nerqa_helpers.model import MultiTaskModel
-from nerqa_helpers.training import History, TrainingConfig, build_tasks, evaluate, train
+from nerqa_helpers.evaluation import evaluate
+from nerqa_helpers.tasks import build_tasks
+from nerqa_helpers.training import History, TrainingConfig, train
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..model import _encoder_layers
+from ..model import encoder_layers
 
 TASKS = ("ner", "qa")
 
@@ -72,7 +72,7 @@ def last_shared_parameters(model: nn.Module) -> list[nn.Parameter]:
     (the layers above it belong to one task each). N = 0: the embeddings.
     """
     encoder = model.encoder
-    layers = _encoder_layers(encoder)
+    layers = encoder_layers(encoder)
     module = layers[-1] if len(layers) else encoder.embeddings
     parameters = [parameter for name, parameter in module.named_parameters()
                   if parameter.requires_grad and "lora_" not in name]  # an adapter belongs to one task

@@ -20,6 +20,8 @@ from typing import Mapping
 from peft import LoraConfig, PeftModel
 from torch import nn
 
+from ..model import ENCODER_ADAPTERS, EncoderAdapter
+
 TASKS = ("ner", "qa")
 DEFAULT_SETTINGS = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value"]}
 
@@ -54,8 +56,9 @@ def lora_config(settings: Mapping | None = None) -> LoraConfig:
 def add_task_adapters(model: nn.Module, settings: Mapping | None = None, tasks=TASKS) -> nn.Module:
     """Wrap ``model.encoder`` in a frozen :class:`TaskAdapterModel` with one adapter per task.
 
-    Called by ``MultiTaskModel.__init__`` when ``config.lora`` is set, so ``from_pretrained``
-    rebuilds the same structure before the weights load. Heads (and soft-sharing task layers)
+    Called by ``MultiTaskModel.__init__`` when ``config.lora`` is set (through
+    ``model.ENCODER_ADAPTERS``, where this module registers it), so ``from_pretrained`` rebuilds
+    the same structure before the weights load. Heads (and soft-sharing task layers)
     stay trainable. Sets ``model.lora_tasks``; returns ``model``.
     """
     with warnings.catch_warnings():  # peft reads a property transformers has deprecated
@@ -99,3 +102,6 @@ def trainable_parameters(model: nn.Module, tasks=TASKS) -> dict[str, int]:
             counts[parameter_owner(name, tasks)] += parameter.numel()
             counts["total"] += parameter.numel()
     return counts
+
+
+ENCODER_ADAPTERS["lora"] = EncoderAdapter(attach=add_task_adapters, after_load=freeze_encoder)

@@ -1,0 +1,55 @@
+"""Each task's data, tokenized once: training features, evaluation features, and references.
+
+``build_tasks`` turns the ``DatasetDict`` of each task into a :class:`TaskData`; the loop
+(``training.train``) draws batches from ``train_features``, and ``evaluation.evaluate`` scores
+the model on ``eval_features`` against ``references`` (NER) or ``eval_examples`` (QA).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .preprocessing import tokenize_ner, tokenize_qa
+
+
+@dataclass
+class TaskData:
+    """A task's tokenized training features, and what evaluation needs.
+
+    ner: ``eval_features`` from ``tokenize_ner`` (with ``example_index`` and ``word_ids``) and
+    ``references`` (word-level IOB2 tags per sentence). qa: ``eval_features`` from
+    ``tokenize_qa(split_kind="eval")`` and ``eval_examples`` (the raw SQuAD examples).
+    """
+
+    train_features: object | None = None
+    eval_features: object | None = None
+    eval_examples: object | None = None
+    references: list | None = None
+    version_2: bool = False
+
+
+def build_tasks(tokenizer, ner=None, qa=None, eval_split: str = "validation", ner_max_length: int = 128,
+                qa_max_length: int = 384, doc_stride: int = 128, version_2: bool = False) -> dict[str, TaskData]:
+    """Tokenize each task's ``DatasetDict`` once: train features, evaluation features, references.
+
+    ``ner``: CoNLL-style DatasetDict (``tokens``, ``ner_tags``); ``qa``: SQuAD-style DatasetDict.
+    Either may be ``None`` (single-task runs).
+    """
+    tasks: dict[str, TaskData] = {}
+    if ner is not None:
+        evaluation = ner[eval_split] if eval_split in ner else None
+        names = (ner["train"] if "train" in ner else evaluation).features["ner_tags"].feature.names
+        tasks["ner"] = TaskData(
+            train_features=tokenize_ner(ner["train"], tokenizer, max_length=ner_max_length) if "train" in ner else None,
+            eval_features=tokenize_ner(evaluation, tokenizer, max_length=ner_max_length) if evaluation is not None else None,
+            references=[[names[tag] for tag in tags] for tags in evaluation["ner_tags"]] if evaluation is not None else None,
+        )
+    if qa is not None:
+        evaluation = qa[eval_split] if eval_split in qa else None
+        settings = {"max_length": qa_max_length, "doc_stride": doc_stride}
+        tasks["qa"] = TaskData(
+            train_features=tokenize_qa(qa["train"], tokenizer, split_kind="train", **settings) if "train" in qa else None,
+            eval_features=tokenize_qa(evaluation, tokenizer, split_kind="eval", **settings) if evaluation is not None else None,
+            eval_examples=evaluation,
+            version_2=version_2,
+        )
+    return tasks
