@@ -1,41 +1,46 @@
-"""Interactive demos for notebook 09: entities in a sentence, an answer in a paragraph, a task mix.
+"""The lab bench of notebook 09 as ipywidgets: each widget reads its inputs, calls a pure function
+of ``demo`` and draws the result with ``demo_views``.
 
-Each widget is a thin shell around a pure function that turns plain data into HTML or a table:
+    ner_widget / qa_widget        entities in a sentence; an answer in a paragraph with the top k
+    subword_widget                word pieces, the -100 labels, P(tag | word) as a heat table
+    span_map_widget               P(start) / P(end) over every QA window, overlaps, answer and runner-ups
+    example_browser               validation examples, gold against predicted, errors named, EM / F1
+    model_switcher                the same input through several saved runs, with their scores
+    task_mix_lab                  strategy and λ → the planned batch mix; a short live training run
+    history_explorer              loss curves of saved runs, smoothed; balancer weights over the steps
 
-    highlight_entities_html(text, entities)   entities as <mark> elements, coloured by type
-    highlight_answer_html(context, answer)     the answer span as a <mark> inside the paragraph
-    answers_table(answers)                     the top-k answers and their scores, best first
-    task_mix_for_temperature(sizes, T)         the chance of each task per step, p_i ∝ n_i^(1/T)
-
-The widgets (``ner_widget``, ``qa_widget``, ``sampling_widget``) only read the inputs, call a
-pipeline (``inference.MultiTaskPipeline`` or anything with the same ``.ner`` / ``.qa``) and write
-the HTML. They use only what ipywidgets 7.7 (Colab) and 8 both offer. Each returns a ``VBox``
-whose parts are also attributes, so a test can drive it without a browser::
-
-    demo = ner_widget(pipeline)
-    demo.text.value = "Maria Okafor lives in Lisbon."
-    demo.update()                 # what the button does
-    "<mark" in demo.output.value
-
-Stable CSS classes (``nerqa-ner-output``, ``nerqa-qa-output``, ``nerqa-mix-output`` on the result
-widgets, ``nerqa-entity`` / ``nerqa-answer`` on the marks) let a browser test find the results.
-A face module: nothing in the package imports it.
+Only what ipywidgets 7.7 (Colab) and 8 both offer is used. Each widget is a ``VBox`` whose parts
+are also attributes, so a test drives it without a browser: set ``.value``, ``button.click()``,
+read ``output.value`` (HTML) or ``output.outputs`` (figures, as PNG). Stable CSS classes on the
+parts (``nerqa-ner-output``, ``nerqa-span-output``, ``nerqa-example-output``, ...) let a browser
+test find them. A face module: nothing in the package imports it.
 """
 from __future__ import annotations
 
-from html import escape
-from typing import Mapping, Sequence
+import time
+from io import BytesIO
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
-from .sampling import task_probabilities
-
-ENTITY_COLOURS = {"PER": "#ffd6a5", "ORG": "#bde0fe", "LOC": "#caffbf", "MISC": "#e4c1f9"}
-OTHER_COLOUR = "#e0e0e0"
-ANSWER_COLOUR = "#fff3a3"
-TASK_COLOURS = {"ner": "#1f77b4", "qa": "#ff7f0e"}
-MARK_STYLE = "padding:0.1em 0.3em;margin:0 0.1em;border-radius:0.3em;line-height:2"
-LABEL_STYLE = "font-size:0.7em;font-weight:bold;margin-left:0.3em;vertical-align:middle"
+from . import demo
+from .demo_views import (  # noqa: F401  (the pure functions, importable from here as before)
+    answers_table,
+    comparison_html,
+    entity_legend_html,
+    error_html,
+    highlight_answer_html,
+    highlight_entities_html,
+    loss_figure,
+    ner_example_html,
+    qa_example_html,
+    span_map_html,
+    subword_html,
+    task_mix_figure,
+    task_mix_for_temperature,
+    task_mix_html,
+)
 
 NER_EXAMPLE = "Maria Okafor left Veltrix Systems in March and moved from Lisbon to Oslo."
 QA_EXAMPLE_CONTEXT = ("The Hollowmere Syndicate built its first barge in Brackenquay in 1911. Its founder, "
@@ -44,127 +49,7 @@ QA_EXAMPLE_CONTEXT = ("The Hollowmere Syndicate built its first barge in Bracken
 QA_EXAMPLE_QUESTION = "Who founded the Hollowmere Syndicate?"
 
 
-# -- pure functions -------------------------------------------------------------------------------
-def _checked_spans(text: str, items: Sequence[Mapping], kind: str) -> list[Mapping]:
-    """``items`` sorted by start; ValueError when a span leaves the text or two spans overlap."""
-    ordered = sorted(items, key=lambda item: (int(item["start"]), int(item["end"])))
-    previous_end = 0
-    for item in ordered:
-        start, end = int(item["start"]), int(item["end"])
-        if not 0 <= start <= end <= len(text):
-            raise ValueError(f"{kind} span ({start}, {end}) lies outside the text of length {len(text)}")
-        if start < previous_end:
-            raise ValueError(f"{kind} spans overlap at character {start}; give non-overlapping spans")
-        previous_end = end
-    return ordered
-
-
-def entity_mark(text: str, entity_type: str, score: float | None = None) -> str:
-    """One ``<mark>``: the (escaped) entity text, coloured by type, with the type as a label."""
-    colour = ENTITY_COLOURS.get(entity_type, OTHER_COLOUR)
-    kind = escape(entity_type, quote=True)
-    title = f' title="{kind} {score:.2f}"' if score is not None else f' title="{kind}"'
-    return (f'<mark class="nerqa-entity" data-entity="{kind}"{title} style="background:{colour};{MARK_STYLE}">'
-            f'{escape(text)}<span class="nerqa-entity-label" style="{LABEL_STYLE}">{kind}</span></mark>')
-
-
-def highlight_entities_html(text: str, entities: Sequence[Mapping]) -> str:
-    """HTML of ``text`` with every entity as a coloured ``<mark data-entity="TYPE">``.
-
-    ``entities``: dicts with ``start``, ``end`` (character offsets into ``text``), ``entity``
-    (the type: PER, ORG, LOC, MISC, ...) and optionally ``score`` — what ``pipeline.ner(text)``
-    returns. Everything from ``text`` is HTML-escaped; spans must not overlap. Returns one
-    ``<div class="nerqa-ner-result">``; with no entities it says so below the text.
-    """
-    pieces, position = [], 0
-    for entity in _checked_spans(text, entities, "Entity"):
-        start, end = int(entity["start"]), int(entity["end"])
-        pieces.append(escape(text[position:start]))
-        pieces.append(entity_mark(text[start:end], str(entity["entity"]), entity.get("score")))
-        position = end
-    pieces.append(escape(text[position:]))
-    note = "" if entities else '<div class="nerqa-note" style="color:#666">(no entities found)</div>'
-    return f'<div class="nerqa-ner-result" style="line-height:2.2;white-space:pre-wrap">{"".join(pieces)}</div>{note}'
-
-
-def entity_legend_html() -> str:
-    """The colour of each entity type, as a key (plain spans, not marks)."""
-    keys = "".join(f'<span style="background:{colour};{MARK_STYLE}">{kind}</span>'
-                   for kind, colour in ENTITY_COLOURS.items())
-    return f'<div class="nerqa-legend" style="font-size:0.85em">{keys}</div>'
-
-
-def highlight_answer_html(context: str, answer: Mapping | None) -> str:
-    """HTML of ``context`` with the answer span marked: ``<mark class="nerqa-answer">``.
-
-    ``answer``: a dict with ``start`` and ``end`` (character offsets into ``context``) and
-    optionally ``answer`` (its text, checked against ``context[start:end]``) and ``score``, as
-    ``pipeline.qa`` returns it. An empty span (``start == end``, SQuAD v2's "no answer") or
-    ``None`` marks nothing and says so. The context is HTML-escaped.
-    """
-    empty = answer is None or int(answer["start"]) == int(answer["end"])
-    if not empty:
-        start, end = int(answer["start"]), int(answer["end"])
-        _checked_spans(context, [answer], "Answer")
-        expected = answer.get("answer")
-        if expected is not None and expected != context[start:end]:
-            raise ValueError(f"The answer text {expected!r} is not context[{start}:{end}] = {context[start:end]!r}")
-    if empty:
-        body = escape(context) + '<div class="nerqa-note" style="color:#666">(no answer in this paragraph)</div>'
-    else:
-        score = answer.get("score")
-        title = f' title="score {score:.3f}"' if score is not None else ""
-        body = (f"{escape(context[:start])}<mark class=\"nerqa-answer\"{title} "
-                f"style=\"background:{ANSWER_COLOUR};{MARK_STYLE}\">{escape(context[start:end])}</mark>"
-                f"{escape(context[end:])}")
-    return f'<div class="nerqa-qa-result" style="line-height:1.8;white-space:pre-wrap">{body}</div>'
-
-
-def answers_table(answers: Mapping | Sequence[Mapping]) -> pd.DataFrame:
-    """The candidate answers as a table, highest score first.
-
-    ``answers``: one answer dict or a list of them (``answer``, ``score``, ``start``, ``end``), as
-    ``pipeline.qa(..., top_k=k)`` returns. Columns: answer, score, start, end; index: rank 1, 2, ...
-    """
-    rows = [answers] if isinstance(answers, Mapping) else list(answers)
-    table = pd.DataFrame(rows, columns=["answer", "score", "start", "end"])
-    table = table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
-    table.index = pd.RangeIndex(1, len(table) + 1, name="rank")
-    return table
-
-
-def task_mix_for_temperature(sizes: Mapping[str, int], temperature: float) -> dict[str, float]:
-    """The chance that a training step picks each task under temperature sampling.
-
-    ``sizes``: task → number of training batches (or examples). Returns task → p with
-    p_i = n_i^(1/T) / Σ_j n_j^(1/T): T = 1 follows the sizes, a large T approaches uniform and
-    T < 1 favours the big task even more. The same formula as ``sampling.task_probabilities``.
-    """
-    return task_probabilities(dict(sizes), "temperature", float(temperature))
-
-
-def task_mix_html(mix: Mapping[str, float], sizes: Mapping[str, int] | None = None) -> str:
-    """Horizontal bars (plain HTML) for a task mix: one ``<div data-task>`` per task, width ∝ p."""
-    rows = []
-    for index, (task, share) in enumerate(mix.items()):
-        colour = TASK_COLOURS.get(task, f"hsl({97 * index % 360},60%,55%)")
-        size = f" ({sizes[task]:,} batches)" if sizes and task in sizes else ""
-        rows.append(
-            f'<div class="nerqa-mix-row" data-task="{escape(task, quote=True)}" data-share="{share:.6f}" '
-            f'style="display:flex;align-items:center;margin:2px 0">'
-            f'<span style="width:11em">{escape(task)}{escape(size)}</span>'
-            f'<span style="display:inline-block;height:1.1em;width:{100 * share:.1f}%;max-width:60%;'
-            f'background:{colour}"></span><span style="margin-left:0.5em">{100 * share:.1f}%</span></div>'
-        )
-    return f'<div class="nerqa-mix-result">{"".join(rows)}</div>'
-
-
-def error_html(error: Exception) -> str:
-    """An error message a student can read in place of a result."""
-    return f'<div class="nerqa-error" style="color:#b00020">{escape(type(error).__name__)}: {escape(str(error))}</div>'
-
-
-# -- widgets ---------------------------------------------------------------------------------------
+# -- shared pieces ---------------------------------------------------------------------------------
 def _widgets():
     import ipywidgets  # imported here so the pure functions work without it
 
@@ -175,6 +60,48 @@ def _wide(widgets, height: str | None = None):
     return widgets.Layout(width="95%", height=height) if height else widgets.Layout(width="95%")
 
 
+def _labelled(pairs) -> None:
+    """Add a CSS class to each widget: ``(widget, "nerqa-...")`` pairs."""
+    for widget, name in pairs:
+        widget.add_class(name)
+
+
+def _container(widgets, children: Sequence, **parts):
+    """A VBox of ``children``; ``parts`` (name → widget or function) become its attributes."""
+    box = widgets.VBox(list(children))
+    for name, part in parts.items():
+        setattr(box, name, part)
+    return box
+
+
+def _guarded(output, render: Callable[[], str]) -> None:
+    """``output.value = render()``, or the error as text: a widget callback has nowhere else to show it."""
+    try:
+        output.value = render()
+    except Exception as error:
+        output.value = error_html(error)
+
+
+def figure_image(figure):
+    """A Matplotlib Figure as an ``IPython.display.Image`` (PNG) that any front end shows."""
+    from IPython.display import Image
+
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    return Image(data=buffer.getvalue(), format="png")
+
+
+def show_figure(output, figure) -> None:
+    """Replace what ``output`` (an ``ipywidgets.Output``) shows by ``figure``; works in and out of a kernel."""
+    output.outputs = ()
+    output.append_display_data(figure_image(figure))
+
+
+def _runs(runs_or_folder) -> list:
+    return demo.find_runs(runs_or_folder) if isinstance(runs_or_folder, (str, Path)) else list(runs_or_folder)
+
+
+# -- today's two -----------------------------------------------------------------------------------
 def ner_widget(pipeline, text: str = NER_EXAMPLE):
     """Type a sentence, press the button (or leave the box), see its entities highlighted.
 
@@ -245,25 +172,266 @@ def qa_widget(pipeline, context: str = QA_EXAMPLE_CONTEXT, question: str = QA_EX
     return container
 
 
-def sampling_widget(sizes: Mapping[str, int], temperature: float = 2.0):
-    """Move the temperature T and watch the share of training steps each task gets.
 
-    ``sizes``: task → number of batches. Returns a ``VBox`` with children ``[temperature,
-    output]`` (a log slider from 0.1 to 100, and the bars of ``task_mix_html``), also available
-    as attributes; ``update()`` redraws the bars.
-    """
+# -- 1. sub-words and 2. span map ------------------------------------------------------------------
+def subword_widget(pipeline, text: str = NER_EXAMPLE):
+    """A sentence → its word pieces, which piece carries each word's label (-100 on the others),
+    and P(tag | word) as a heat table (``demo.subword_view``). Children ``[text, button, output]``."""
     widgets = _widgets()
-    slider = widgets.FloatLogSlider(value=temperature, base=10, min=-1, max=2, step=0.05,
-                                    description="T", readout_format=".2f")
+    box_text = widgets.Text(value=text, description="Sentence", layout=_wide(widgets), continuous_update=False)
+    button = widgets.Button(description="Show pieces", button_style="primary")
     output = widgets.HTML()
-    slider.add_class("nerqa-temperature")
-    output.add_class("nerqa-mix-output")
+    _labelled(((box_text, "nerqa-subword-input"), (button, "nerqa-subword-button"), (output, "nerqa-subword-output")))
 
     def update(*_):
-        output.value = task_mix_html(task_mix_for_temperature(sizes, slider.value), sizes)
+        _guarded(output, lambda: subword_html(demo.subword_view(pipeline, box_text.value)))
 
-    slider.observe(update, names="value")
-    container = widgets.VBox([slider, output])
-    container.temperature, container.output, container.update = slider, output, update
+    button.on_click(update)
+    box_text.observe(update, names="value")
     update()
-    return container
+    return _container(widgets, [box_text, button, output], text=box_text, button=button, output=output, update=update)
+
+
+def span_map_widget(pipeline, context: str = QA_EXAMPLE_CONTEXT, question: str = QA_EXAMPLE_QUESTION, top_k: int = 5):
+    """A question about a paragraph → P(start) and P(end) of every context token in every window,
+    the windows' overlaps, the chosen span and the runner-ups (``demo.span_map``). Children
+    ``[question, context, top_k, button, output]``."""
+    widgets = _widgets()
+    question_box = widgets.Text(value=question, description="Question", layout=_wide(widgets), continuous_update=False)
+    context_box = widgets.Textarea(value=context, description="Context", layout=_wide(widgets, "8em"),
+                                   continuous_update=False)
+    slider = widgets.IntSlider(value=top_k, min=1, max=10, description="top k", continuous_update=False)
+    button = widgets.Button(description="Map the spans", button_style="primary")
+    output = widgets.HTML()
+    _labelled(((question_box, "nerqa-span-question"), (context_box, "nerqa-span-context"),
+               (button, "nerqa-span-button"), (output, "nerqa-span-output")))
+
+    def update(*_):
+        _guarded(output, lambda: span_map_html(demo.span_map(pipeline, question_box.value, context_box.value, slider.value)))
+
+    button.on_click(update)
+    for widget in (question_box, context_box, slider):
+        widget.observe(update, names="value")
+    update()
+    return _container(widgets, [question_box, context_box, slider, button, output], question=question_box,
+                      context=context_box, top_k=slider, button=button, output=output, update=update)
+
+
+# -- 3. example browser ----------------------------------------------------------------------------
+def example_browser(pipeline, ner_examples=None, qa_examples=None, task: str | None = None, index: int = 0):
+    """Validation examples one by one: gold and predicted side by side, NER errors named, QA EM/F1.
+
+    ``ner_examples``: a CoNLL-style ``Dataset`` (``tokens``, ``ner_tags``); ``qa_examples``: a
+    SQuAD-style one; either may be None. Children ``[task, index, next, output]``: a task
+    dropdown, an example slider, a "next" button and the HTML.
+    """
+    widgets = _widgets()
+    sources = {name: data for name, data in (("ner", ner_examples), ("qa", qa_examples)) if data is not None and len(data)}
+    if not sources:
+        raise ValueError("example_browser needs a non-empty NER or QA dataset")
+    labels = {"ner": "NER sentence", "qa": "QA question"}
+    chooser = widgets.Dropdown(options=[(labels[name], name) for name in sources], value=task or next(iter(sources)),
+                               description="Task")
+    slider = widgets.IntSlider(value=0, min=0, max=len(sources[chooser.value]) - 1, description="Example",
+                               continuous_update=False)
+    button = widgets.Button(description="Next example")
+    output = widgets.HTML()
+    _labelled(((chooser, "nerqa-example-task"), (slider, "nerqa-example-index"), (button, "nerqa-example-next"),
+               (output, "nerqa-example-output")))
+
+    def render() -> str:
+        dataset, row = sources[chooser.value], sources[chooser.value][slider.value]
+        if chooser.value == "ner":
+            names = demo.tag_names(dataset)
+            return ner_example_html(demo.ner_example(pipeline, row["tokens"], [names[tag] for tag in row["ner_tags"]]))
+        return qa_example_html(demo.qa_example(pipeline, row))
+
+    def update(*_):
+        _guarded(output, render)
+
+    def switch_task(*_):
+        slider.value = 0
+        slider.max = len(sources[chooser.value]) - 1
+        update()
+
+    def next_example(*_):
+        slider.value = (slider.value + 1) % (slider.max + 1)
+
+    chooser.observe(switch_task, names="value")
+    slider.observe(update, names="value")
+    button.on_click(next_example)
+    slider.value = min(max(index, 0), slider.max)
+    update()
+    return _container(widgets, [widgets.HBox([chooser, slider, button]), output], task=chooser, index=slider,
+                      next=button, output=output, update=update)
+
+
+# -- 4. model switcher -----------------------------------------------------------------------------
+def model_switcher(runs, text: str = NER_EXAMPLE, question: str = QA_EXAMPLE_QUESTION,
+                   context: str = QA_EXAMPLE_CONTEXT, load: Callable | None = None):
+    """The same sentence and question through several saved models, side by side with their
+    validation scores. ``runs``: the runs folder (``workbook.settings().runs_dir``) or
+    ``demo.SavedRun``s; a model is loaded when first compared (``demo.ModelShelf``; ``load``:
+    folder → pipeline). Children ``[models, text, question, context, button, status, output]``."""
+    widgets = _widgets()
+    shelf = demo.ModelShelf(_runs(runs), load)
+    names = shelf.names()
+    chooser = widgets.SelectMultiple(options=names, value=tuple(names[:2]), description="Models",
+                                     rows=min(max(len(names), 2), 8), layout=_wide(widgets))
+    box_text = widgets.Text(value=text, description="Sentence", layout=_wide(widgets))
+    question_box = widgets.Text(value=question, description="Question", layout=_wide(widgets))
+    context_box = widgets.Textarea(value=context, description="Context", layout=_wide(widgets, "5em"))
+    button = widgets.Button(description="Compare", button_style="primary")
+    status, output = widgets.HTML(), widgets.HTML()
+    _labelled(((chooser, "nerqa-switcher-models"), (button, "nerqa-switcher-button"), (output, "nerqa-switcher-output")))
+
+    def show_status():
+        loaded = ", ".join(shelf.loaded) or "none yet"
+        status.value = (f'<div class="nerqa-note" style="color:#555">{len(names)} saved models found; '
+                        f"loaded: {loaded}</div>" if names else
+                        '<div class="nerqa-note">No saved model in the runs folder yet: run notebook 04 (and 05–08).</div>')
+
+    def update(*_):
+        if not chooser.value:
+            output.value = '<div class="nerqa-note">Choose one or more models.</div>'
+            return
+        _guarded(output, lambda: comparison_html(demo.compare_models(
+            shelf, chooser.value, box_text.value, question_box.value, context_box.value), box_text.value))
+        show_status()
+
+    button.on_click(update)
+    show_status()
+    output.value = '<div class="nerqa-note">Choose models and press Compare (each loads on first use).</div>'
+    return _container(widgets, [chooser, box_text, question_box, context_box, button, status, output], models=chooser,
+                      text=box_text, question=question_box, context=context_box, button=button, status=status,
+                      output=output, shelf=shelf, update=update)
+
+
+# -- 5. task-mix lab -------------------------------------------------------------------------------
+class LiveCurves:
+    """A ``step_hook`` for ``training.train`` that records each task's loss and redraws the curves
+    into an ``Output`` every ``every`` steps (``redraw()`` draws the rest at the end)."""
+
+    def __init__(self, output, every: int = 5, window: int = 5):
+        self.output, self.every, self.window = output, every, window
+        self.rows: list[dict] = []
+
+    def __call__(self, step: int, task_losses, model=None) -> None:
+        for task, loss in task_losses.items():
+            self.rows.append({"kind": "train", "step": step, "task": task, "loss": float(loss.detach())})
+        if step % self.every == 0:
+            self.redraw()
+
+    def redraw(self) -> None:
+        history = {"this run": pd.DataFrame(self.rows)}
+        curves = pd.concat([demo.loss_curves(history, task, self.window).assign(run=task)
+                            for task in sorted({row["task"] for row in self.rows})], ignore_index=True)
+        show_figure(self.output, loss_figure(curves, task="task"))
+
+
+def task_mix_lab(feature_counts: Mapping[str, int], batch_size: int = 32, task_epochs=1.0, strategy: str = "proportional",
+                 temperature: float = 2.0, launch: Callable | None = None, seed: int = 0):
+    """Pick a sampling strategy, a temperature and λ per task; see the batch mix the training loop
+    would plan for this run's ``feature_counts`` (training features per task), over the steps.
+
+    ``launch``: optional ``launch(strategy=, temperature=, lambdas=, steps=, step_hook=)`` that trains
+    a fresh model (``demo.short_training_run`` with the data bound); a button then runs it and the
+    loss curves are drawn live. Children ``[strategy, temperature, lambda_ner, lambda_qa, summary,
+    figure]`` (+ ``[train_steps, train, status, curves]`` with ``launch``).
+    """
+    from .sampling import STRATEGIES
+
+    widgets = _widgets()
+    chooser = widgets.Dropdown(options=list(STRATEGIES), value=strategy, description="Strategy")
+    slider = widgets.FloatLogSlider(value=temperature, base=10, min=-1, max=2, step=0.05, description="T",
+                                    readout_format=".2f", continuous_update=False)
+    lambdas = {task: widgets.FloatSlider(value=1.0, min=0.0, max=3.0, step=0.1, description=f"λ {task}",
+                                         continuous_update=False) for task in ("ner", "qa")}
+    summary, figure = widgets.HTML(), widgets.Output()
+    _labelled(((chooser, "nerqa-mix-strategy"), (summary, "nerqa-mix-output"), (figure, "nerqa-mix-figure")))
+
+    def current() -> dict:
+        return {"strategy": chooser.value, "temperature": slider.value,
+                "lambdas": {task: box.value for task, box in lambdas.items()}}
+
+    def update(*_):
+        try:
+            mix = demo.task_mix_over_steps(feature_counts, batch_size=batch_size, task_epochs=task_epochs, seed=seed,
+                                           **current())
+        except Exception as error:
+            summary.value, figure.outputs = error_html(error), ()
+            return
+        weighted = " · ".join(f"{task} {100 * share:.1f}%" for task, share in mix.weighted_shares.items())
+        summary.value = (f"{task_mix_html(mix.shares, mix.batch_counts)}<div class=\"nerqa-weighted-share\">"
+                         f"{len(mix.schedule)} steps; share of the loss once weighted by λ: {weighted}</div>")
+        show_figure(figure, task_mix_figure(mix))
+
+    for widget in (chooser, slider, *lambdas.values()):
+        widget.observe(update, names="value")
+    update()
+    children = [chooser, slider, *lambdas.values(), summary, figure]
+    parts = dict(strategy=chooser, temperature=slider, lambda_ner=lambdas["ner"], lambda_qa=lambdas["qa"],
+                 summary=summary, figure=figure, update=update)
+    if launch is not None:
+        steps = widgets.IntSlider(value=20, min=2, max=200, description="steps")
+        button = widgets.Button(description="Train a fresh model", button_style="warning")
+        status, curves, trained = widgets.HTML(), widgets.Output(), []
+        _labelled(((button, "nerqa-lab-train"), (status, "nerqa-lab-status"), (curves, "nerqa-lab-curves")))
+
+        def train(*_):
+            hook, started = LiveCurves(curves, every=max(steps.value // 10, 1)), time.perf_counter()
+            status.value = f"training {steps.value} steps ..."
+            try:
+                launch(steps=steps.value, step_hook=hook, **current())
+                hook.redraw()
+                status.value = f"trained {steps.value} steps in {time.perf_counter() - started:.0f} s"
+            except Exception as error:
+                status.value = error_html(error)
+            trained.append(hook.rows)
+
+        button.on_click(train)
+        children += [widgets.HBox([steps, button]), status, curves]
+        parts.update(train_steps=steps, train=button, status=status, curves=curves, trained=trained)
+    return _container(widgets, children, **parts)
+
+
+# -- 6. training histories -------------------------------------------------------------------------
+def history_explorer(runs, task: str = "ner", window: int = 10, chosen: Sequence[str] | None = None):
+    """Loss curves of saved runs for one task, smoothed over ``window`` steps, and the task weights
+    of runs that used a loss balancer. ``runs``: the runs folder or ``demo.SavedRun``s (those with
+    a ``history.json``). Children ``[runs, task, smoothing, scores, figure]``."""
+    widgets = _widgets()
+    found = {run.name: run for run in _runs(runs) if run.history_path is not None}
+    names = list(found)
+    chooser = widgets.SelectMultiple(options=names, value=tuple(chosen if chosen is not None else names[:3]),
+                                     description="Runs", rows=min(max(len(names), 2), 8), layout=_wide(widgets))
+    task_box = widgets.Dropdown(options=["ner", "qa"], value=task, description="Task")
+    smoothing = widgets.IntSlider(value=window, min=1, max=50, description="Smoothing", continuous_update=False)
+    scores, figure = widgets.HTML(), widgets.Output()
+    _labelled(((chooser, "nerqa-history-runs"), (scores, "nerqa-history-output"), (figure, "nerqa-history-figure")))
+    histories: dict = {}
+
+    def update(*_):
+        try:
+            for name in chooser.value:
+                if name not in histories:
+                    histories[name] = demo.load_run_history(found[name])
+            chosen_histories = {name: histories[name] for name in chooser.value}
+            curves = demo.loss_curves(chosen_histories, task_box.value, smoothing.value)
+            weights = demo.task_weight_curves(chosen_histories)
+            table = pd.DataFrame({name: found[name].scores for name in chooser.value}).T.reindex(
+                columns=list(demo.SCORE_KEYS))
+            note = (f"task weights of {', '.join(weights['run'].unique())}" if len(weights)
+                    else "no chosen run used a loss balancer (no task weights logged)")
+            scores.value = (table.round(2).to_html(classes="nerqa-history-scores", na_rep="—")
+                            + f'<div class="nerqa-note" data-weights="{len(weights) > 0}">{note}</div>')
+            show_figure(figure, loss_figure(curves, weights, task_box.value))
+        except Exception as error:
+            scores.value, figure.outputs = error_html(error), ()
+
+    for widget in (chooser, task_box, smoothing):
+        widget.observe(update, names="value")
+    update()
+    return _container(widgets, [chooser, widgets.HBox([task_box, smoothing]), scores, figure], runs=chooser,
+                      task=task_box, smoothing=smoothing, scores=scores, figure=figure, histories=histories,
+                      update=update)
