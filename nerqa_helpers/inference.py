@@ -152,23 +152,46 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
+def _device_of(model) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _trained_windows(config) -> dict[str, int]:
+    """The window sizes stored in a model config (``MultiTaskConfig.windows()``); the preset defaults
+    for a config that has none (a stand-in model)."""
+    from .presets import DEFAULTS
+
+    windows = getattr(config, "windows", None)
+    return windows() if callable(windows) else DEFAULTS.windows()
+
+
 # -- the pipeline ----------------------------------------------------------------------------------
 class MultiTaskPipeline:
     """Entities and answers from a trained :class:`MultiTaskModel` and its tokenizer.
 
     ``ner_max_length`` / ``ner_stride``: NER windows (as ``prepare_ner_features``); ``qa_max_length``
-    / ``doc_stride``: QA windows (as ``prepare_qa_eval_features``); ``batch_size``: windows per
-    forward pass. The model is put in eval mode on ``device`` (see :func:`resolve_device`).
+    / ``doc_stride``: QA windows (as ``prepare_qa_eval_features``); each defaults to the window the
+    model was trained with (``model.config.windows()``). ``batch_size``: windows per forward pass.
+    The model is put in eval mode on ``device`` (see :func:`resolve_device`; ``None``: where the model
+    already is, e.g. the GPU ``accelerator.prepare`` moved it to), and every batch follows it there.
     """
 
-    def __init__(self, model, tokenizer, device: str | torch.device | None = None, ner_max_length: int = 128,
-                 ner_stride: int = 32, qa_max_length: int = 384, doc_stride: int = 128, batch_size: int = 32):
+    def __init__(self, model, tokenizer, device: str | torch.device | None = None, ner_max_length: int | None = None,
+                 ner_stride: int | None = None, qa_max_length: int | None = None, doc_stride: int | None = None,
+                 batch_size: int = 32):
         if not getattr(tokenizer, "is_fast", False):
             raise TypeError("MultiTaskPipeline needs a fast tokenizer (it reads character offsets).")
+        trained = _trained_windows(model.config)
+        ner_max_length = ner_max_length or trained["ner_max_length"]
+        ner_stride = trained["ner_stride"] if ner_stride is None else ner_stride
+        qa_max_length = qa_max_length or trained["qa_max_length"]
+        doc_stride = trained["doc_stride"] if doc_stride is None else doc_stride
         special = tokenizer.num_special_tokens_to_add(pair=True)
         if not 0 <= doc_stride < qa_max_length - special - 1:
             raise ValueError(f"doc_stride must be smaller than qa_max_length - {special + 1}, got {doc_stride}")
-        self.device = resolve_device(device)
+        self.device = resolve_device(device) if device is not None else _device_of(model)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.ner_max_length, self.ner_stride = ner_max_length, ner_stride
@@ -179,8 +202,9 @@ class MultiTaskPipeline:
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device | None = None,
                         **settings) -> "MultiTaskPipeline":
-        """Load model + tokenizer saved by ``training.save_model``; a bad folder raises
-        :class:`ModelDirectoryError` saying what the folder should hold."""
+        """Load model + tokenizer saved by ``training.save_model`` (on the CPU unless ``device`` says
+        otherwise), served with the windows it was trained with (``settings`` may override them); a
+        bad folder raises :class:`ModelDirectoryError` saying what the folder should hold."""
         from transformers import AutoTokenizer
 
         directory = Path(directory).expanduser()
@@ -192,8 +216,7 @@ class MultiTaskPipeline:
             tokenizer = AutoTokenizer.from_pretrained(directory)
         except Exception as error:  # safetensors, torch and json errors share no base class
             raise _directory_error(directory, f"could not be loaded ({type(error).__name__}: {error})") from error
-        saved = getattr(model.config, "window_settings", None) or {}  # the windows it was trained with
-        return cls(model, tokenizer, device=device, **{**saved, **settings})
+        return cls(model, tokenizer, device=device, **settings)  # windows: the config's, unless given
 
     def __repr__(self) -> str:
         return f"MultiTaskPipeline({type(self.model).__name__}, device={self.device}, labels={self.label_names})"

@@ -46,7 +46,7 @@ class MultiTaskConfig(PretrainedConfig):
 
     Args:
         encoder_config: the encoder's own config as a dict (``BertConfig.to_dict()``).
-        ner_label_names: IOB2 tag names, index = class id.
+        ner_label_names: IOB2 tag names, index = class id; stored once, as ``id2label``.
         task_weights: λ per task, e.g. ``{"ner": 1.0, "qa": 1.0}``.
         head_dropout: dropout before each head.
         shared_layers: how many bottom encoder layers both tasks share; ``None`` shares all (hard
@@ -55,6 +55,9 @@ class MultiTaskConfig(PretrainedConfig):
             ``target_modules``) for one frozen encoder with one adapter per task; the adapters come
             from ``nerqa_helpers.extensions.lora`` (import it first: it registers itself in
             :data:`ENCODER_ADAPTERS`).
+        ner_max_length, ner_stride, qa_max_length, doc_stride: the windows (tokens) the model is
+            trained with, and so served with (``MultiTaskPipeline`` reads them); default: ``presets.DEFAULTS``.
+        version_2_with_negative: trained to answer "no answer" (SQuAD v2).
     """
 
     model_type = "nerqa_multitask"
@@ -67,19 +70,46 @@ class MultiTaskConfig(PretrainedConfig):
         head_dropout: float = 0.1,
         shared_layers: int | None = None,
         lora: dict | None = None,
+        ner_max_length: int | None = None,
+        ner_stride: int | None = None,
+        qa_max_length: int | None = None,
+        doc_stride: int | None = None,
+        version_2_with_negative: bool = False,
         **kwargs,
     ):
+        from .presets import DEFAULTS, TASKS
+
         self.encoder_config = encoder_config or {}
-        self.ner_label_names = list(ner_label_names or [])
         self.task_weights = dict(task_weights or {task: 1.0 for task in TASKS})
         self.head_dropout = head_dropout
         self.shared_layers = shared_layers
         self.lora = lora
-        names = self.ner_label_names
-        kwargs.setdefault("id2label", {i: name for i, name in enumerate(names)} if names else None)
-        kwargs.setdefault("label2id", {name: i for i, name in enumerate(names)} if names else None)
+        given = {**(kwargs.pop("window_settings", None) or {}),  # configs saved before the window fields
+                 **{name: value for name, value in (("ner_max_length", ner_max_length), ("ner_stride", ner_stride),
+                                                    ("qa_max_length", qa_max_length), ("doc_stride", doc_stride))
+                    if value is not None}}
+        for name, default in DEFAULTS.windows().items():
+            setattr(self, name, int(given.get(name, default)))
+        self.version_2_with_negative = bool(version_2_with_negative)
+        names = list(ner_label_names or [])
+        if names:
+            kwargs["id2label"] = dict(enumerate(names))
+            kwargs["label2id"] = {name: i for i, name in enumerate(names)}
+        elif not kwargs.get("id2label"):
+            kwargs["num_labels"] = 0  # no NER labels given: none stored
         kwargs = {key: value for key, value in kwargs.items() if value is not None}
         super().__init__(**kwargs)
+
+    @property
+    def ner_label_names(self) -> list[str]:
+        """IOB2 tag names by class id, read from ``id2label`` (the one place they are stored)."""
+        return [self.id2label[i] for i in range(len(self.id2label or {}))]
+
+    def windows(self) -> dict[str, int]:
+        """``{"ner_max_length", "ner_stride", "qa_max_length", "doc_stride"}``: the windows it was trained with."""
+        from .presets import WINDOW_FIELDS
+
+        return {name: getattr(self, name) for name in WINDOW_FIELDS}
 
     @property
     def num_encoder_layers(self) -> int:

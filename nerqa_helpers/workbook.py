@@ -2,18 +2,26 @@
 
 The notebooks read their parameters from environment variables, so CI can run them small:
 
-    NERQA_TINY=1         bundled tiny sample and the ``tiny`` preset (also chosen when no data is found)
+    NERQA_TINY=1         bundled tiny sample and the ``tiny`` preset
     NERQA_DATA_DIR       folder with conll2003/ and squad/ (real data, the ``small`` preset)
+    (neither)            the Hugging Face hub when it answers (``small`` preset), else the tiny sample:
+                         the data rule of ``data.choose_data_source``; one line says which and why
     NERQA_PRESET         tiny | small | full, to override the choice above
     NERQA_ENCODER        "default" (bundled MiniLM), a local folder, or a hub id (bert-base-uncased)
     NERQA_NER_TRAIN, NERQA_QA_TRAIN, NERQA_NER_EVAL, NERQA_QA_EVAL   sample sizes ("all" for everything)
-    NERQA_MAX_LENGTH, NERQA_NER_MAX_LENGTH, NERQA_DOC_STRIDE          tokens per QA window / NER window / overlap
+    NERQA_MAX_LENGTH, NERQA_DOC_STRIDE          tokens per QA window (question included) / overlap
+    NERQA_NER_MAX_LENGTH, NERQA_NER_STRIDE      tokens per NER window / overlap
     NERQA_EPOCHS, NERQA_MAX_STEPS, NERQA_BATCH_SIZE, NERQA_STRATEGY, NERQA_SEED
-    NERQA_RUNS_DIR       where trained models go (default: runs/ at the repository root)
+    NERQA_RUNS_DIR       where trained models go (default: runs/ at the repository root). On Colab, a
+                         Google Drive folder (e.g. /content/drive/MyDrive/nerqa-runs) keeps them
+                         through a runtime reset
+    NERQA_CHECKPOINT_EVERY   training steps between resumable checkpoints (default 200; 0: none)
 
-A model trained by one notebook is saved in ``<runs>/workbook-<preset>/best`` with the settings it
-was trained with; :func:`load_or_train` reuses it when the settings match, so the evaluation and
-demo notebooks start in seconds and CI trains once per preset. A face module: nothing imports it.
+Every default comes from the preset (``presets.PRESETS``). A model trained by one notebook is saved
+in ``<runs>/workbook-<preset>/best`` with the settings it was trained with; :func:`load_or_train`
+reuses it when the settings match, so the evaluation and demo notebooks start in seconds and CI
+trains once per preset; a run that was interrupted goes on from its last checkpoint. A face
+module: nothing imports it.
 """
 from __future__ import annotations
 
@@ -26,8 +34,14 @@ from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
+from .presets import PRESETS, TASKS, WINDOW_FIELDS
+
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+REPOSITORY_URL = "https://github.com/nerqa-workbook/nerqa-workbook"
+"""Where the workbook lives: the notebooks' install cell and Colab badges use this address."""
 WORKBOOK_FILE = "workbook.json"
+PENDING_FILE = "workbook-pending.json"  # settings of a run that started and has not finished
+_TINY = PRESETS["tiny"]
 VERSIONED_PACKAGES = ("nerqa-helpers", "torch", "transformers", "datasets", "accelerate", "peft", "evaluate",
                       "seqeval", "pandas", "matplotlib", "ipywidgets")
 
@@ -37,29 +51,34 @@ class Settings:
     """The parameters of a notebook run (see the module docstring for the variables behind them).
 
     Sample sizes are numbers of sentences (NER) and questions (QA); ``None`` means all of them.
-    ``max_length`` and ``doc_stride`` are the QA window size and overlap in tokens.
+    ``data_source`` is "tiny" (bundled sample), "dir" (files in ``data_dir``) or "hub". Windows:
+    ``qa_max_length`` / ``doc_stride`` are the QA window size and overlap in tokens,
+    ``ner_max_length`` / ``ner_stride`` the NER ones. The defaults are the tiny preset's.
     """
 
     tiny: bool = True
-    preset: str = "tiny"
+    preset: str = _TINY.name
+    data_source: str = "tiny"
     data_dir: str | None = None
     encoder: str = "default"
-    ner_train: int | None = None
-    qa_train: int | None = None
-    ner_eval: int | None = None
-    qa_eval: int | None = None
-    ner_max_length: int = 128
-    max_length: int = 384
-    doc_stride: int = 128
-    ner_epochs: float = 1.0
-    qa_epochs: float = 1.0
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    strategy: str = "proportional"
+    ner_train: int | None = _TINY.ner_train
+    qa_train: int | None = _TINY.qa_train
+    ner_eval: int | None = _TINY.ner_eval
+    qa_eval: int | None = _TINY.qa_eval
+    ner_max_length: int = _TINY.ner_max_length
+    ner_stride: int = _TINY.ner_stride
+    qa_max_length: int = _TINY.qa_max_length
+    doc_stride: int = _TINY.doc_stride
+    ner_epochs: float = _TINY.task_epochs["ner"]
+    qa_epochs: float = _TINY.task_epochs["qa"]
+    batch_size: int = _TINY.batch_size
+    learning_rate: float = _TINY.learning_rate
+    strategy: str = _TINY.strategy
     max_steps: int | None = None
     seed: int = 0
     progress: bool = True
     runs_dir: str = field(default=str(REPOSITORY_ROOT / "runs"), compare=False)
+    checkpoint_every: int = field(default=200, compare=False)
 
     @property
     def run_dir(self) -> Path:
@@ -75,11 +94,21 @@ class Settings:
         return self.run_dir / "best"
 
     def training_key(self) -> dict:
-        """The settings a saved model must share with this run to be reused (all but progress and paths)."""
+        """The settings a saved model must share with this run to be reused (all but progress, paths
+        and the checkpoint interval)."""
         key = asdict(self)
-        for name in ("progress", "runs_dir"):
+        for name in ("progress", "runs_dir", "checkpoint_every"):
             key.pop(name)
         return key
+
+    def windows(self) -> dict[str, int]:
+        """``{"ner_max_length", "ner_stride", "qa_max_length", "doc_stride"}``: the model's config fields."""
+        return {name: getattr(self, name) for name in WINDOW_FIELDS}
+
+    def sizes(self) -> dict:
+        """Rows per task and split, as ``data.load_task_data`` takes them."""
+        return {"ner": {"train": self.ner_train, "validation": self.ner_eval, "test": self.ner_eval},
+                "qa": {"train": self.qa_train, "validation": self.qa_eval}}
 
 
 def _variable(name: str, default, kind=str):
@@ -102,37 +131,42 @@ def _flag(name: str) -> bool:
 def settings(**overrides) -> Settings:
     """Read the notebook parameters from the environment; keyword arguments override any field.
 
-    ``tiny`` is on with ``NERQA_TINY=1`` or when no data folder is found; the preset is then
-    ``tiny`` (bundled sample), otherwise ``small`` (a subset of the real data). With
-    ``TQDM_DISABLE=1`` progress bars are switched off, also those of ``datasets``.
+    The data follows the one data rule (``data.choose_data_source``): ``NERQA_TINY=1`` → the bundled
+    sample; ``NERQA_DATA_DIR`` → local files; else the Hugging Face hub when it answers; else the
+    sample. Real data gets the ``small`` preset, the sample the ``tiny`` one (``NERQA_PRESET``
+    overrides; the tiny preset always means the sample). With ``TQDM_DISABLE=1`` progress bars are
+    switched off, also those of ``datasets``.
     """
-    from .data import find_data_dir
+    from .data import choose_data_source
     from .presets import get_preset
 
-    data_dir = find_data_dir(os.environ.get("NERQA_DATA_DIR") or None)
-    tiny = _flag("NERQA_TINY") or data_dir is None
-    preset = get_preset(_variable("NERQA_PRESET", "tiny" if tiny else "small"))
+    source = choose_data_source()
+    preset = get_preset(_variable("NERQA_PRESET", "tiny" if source.kind == "tiny" else "small"))
     tiny = preset.name == "tiny"
+    kind = "tiny" if tiny else source.kind
     progress = not _flag("TQDM_DISABLE")
     values = dict(
-        tiny=tiny, preset=preset.name, data_dir=None if tiny or data_dir is None else str(Path(data_dir).resolve()),
+        tiny=tiny, preset=preset.name, data_source=kind,
+        data_dir=str(Path(source.folder).resolve()) if kind == "dir" else None,
         encoder=_variable("NERQA_ENCODER", "default"),
         ner_train=_variable("NERQA_NER_TRAIN", preset.ner_train, int),
         qa_train=_variable("NERQA_QA_TRAIN", preset.qa_train, int),
         ner_eval=_variable("NERQA_NER_EVAL", preset.ner_eval, int),
         qa_eval=_variable("NERQA_QA_EVAL", preset.qa_eval, int),
         ner_max_length=_variable("NERQA_NER_MAX_LENGTH", preset.ner_max_length, int),
-        max_length=_variable("NERQA_MAX_LENGTH", preset.qa_max_length, int),
+        ner_stride=_variable("NERQA_NER_STRIDE", preset.ner_stride, int),
+        qa_max_length=_variable("NERQA_MAX_LENGTH", preset.qa_max_length, int),
         doc_stride=_variable("NERQA_DOC_STRIDE", preset.doc_stride, int),
         ner_epochs=_variable("NERQA_EPOCHS", preset.task_epochs["ner"], float),
         qa_epochs=_variable("NERQA_EPOCHS", preset.task_epochs["qa"], float),
         batch_size=_variable("NERQA_BATCH_SIZE", preset.batch_size, int),
         learning_rate=preset.learning_rate,
-        strategy=_variable("NERQA_STRATEGY", "proportional"),
+        strategy=_variable("NERQA_STRATEGY", preset.strategy),
         max_steps=_variable("NERQA_MAX_STEPS", None, int),
         seed=_variable("NERQA_SEED", 0, int),
         progress=progress,
-        runs_dir=str(Path(_variable("NERQA_RUNS_DIR", str(REPOSITORY_ROOT / "runs"))).resolve()),
+        runs_dir=str(Path(_variable("NERQA_RUNS_DIR", str(REPOSITORY_ROOT / "runs"))).expanduser().resolve()),
+        checkpoint_every=_variable("NERQA_CHECKPOINT_EVERY", 200, int) or 0,
     )
     if preset.name == "tiny":
         values.update(ner_epochs=_variable("NERQA_EPOCHS", TINY_EPOCHS["ner"], float),
@@ -186,16 +220,12 @@ def device_name() -> str:
 # -- data ---------------------------------------------------------------------------------------
 def load_datasets(s: Settings):
     """(ner, qa): the NER DatasetDict (train/validation/test) and the QA DatasetDict (train/validation)
-    for these settings — the bundled sample when ``s.tiny``, else files in ``s.data_dir`` — cut to the
-    sample sizes with ``s.seed``."""
-    from . import data
+    for these settings — the bundled sample, files in ``s.data_dir`` or the hub (``s.data_source``) —
+    cut to the sample sizes with ``s.seed`` (``data.load_task_data``, which prints where they come from)."""
+    from .data import load_task_data
 
-    if s.tiny:
-        ner, qa = data.load_tiny("ner"), data.load_tiny("qa")
-    else:
-        ner, qa = data.load_conll(s.data_dir), data.load_squad(s.data_dir)
-    ner = data.subset(ner, {"train": s.ner_train, "validation": s.ner_eval, "test": s.ner_eval}, s.seed)
-    qa = data.subset(qa, {"train": s.qa_train, "validation": s.qa_eval}, s.seed)
+    tiny = s.data_source == "tiny"
+    ner, qa, _ = load_task_data(TASKS, s.sizes(), s.seed, data_dir=s.data_dir, tiny=tiny)
     return ner, qa
 
 
@@ -207,24 +237,25 @@ def load_tokenizer(s: Settings):
 
 
 def build_task_data(s: Settings, tokenizer, ner=None, qa=None) -> dict:
-    """Tokenized training and evaluation features of both tasks (``tasks.build_tasks``)."""
+    """Tokenized training and evaluation features of both tasks (``tasks.build_tasks``), in ``s``'s windows."""
     from .tasks import build_tasks
 
     if ner is None or qa is None:
         ner, qa = load_datasets(s)
-    return build_tasks(tokenizer, ner, qa, ner_max_length=s.ner_max_length, qa_max_length=s.max_length,
+    return build_tasks(tokenizer, ner, qa, ner_max_length=s.ner_max_length, qa_max_length=s.qa_max_length,
                        doc_stride=s.doc_stride)
 
 
 def training_config(s: Settings, **overrides):
-    """The ``TrainingConfig`` of the workbook's run: output in ``s.run_dir``, the preset's schedule."""
+    """The ``TrainingConfig`` of the workbook's run: the preset's, with ``s``'s schedule, output in ``s.run_dir``."""
+    from .presets import get_preset
     from .training import TrainingConfig
 
     values = dict(output_dir=str(s.run_dir), learning_rate=s.learning_rate, batch_size=s.batch_size,
                   task_epochs={"ner": s.ner_epochs, "qa": s.qa_epochs}, max_steps=s.max_steps,
-                  strategy=s.strategy, seed=s.seed, progress=s.progress)
-    values.update(overrides)
-    return TrainingConfig(**values)
+                  strategy=s.strategy, seed=s.seed, progress=s.progress,
+                  checkpoint_every=s.checkpoint_every or None)
+    return TrainingConfig.from_preset(get_preset(s.preset), **{**values, **overrides})
 
 
 # -- the trained model --------------------------------------------------------------------------
@@ -242,16 +273,18 @@ def saved_run(s: Settings) -> dict | None:
 
 def load_or_train(s: Settings, force: bool = False, step_hook=None):
     """(model, tokenizer, metrics): the saved model of ``s.run_dir`` when its settings match,
-    otherwise a model trained now with ``training.train`` (and saved for the next notebook).
+    otherwise a model trained now with ``training.train`` (and saved for the next notebook). A run
+    with these settings that was interrupted (a runtime reset, a stopped cell) goes on from its last
+    checkpoint (written every ``s.checkpoint_every`` steps) instead of starting over.
 
-    ``force`` trains even when a matching model is saved; ``step_hook`` goes to ``training.train``
-    (e.g. ``plots.LiveLossPlot()``). ``metrics`` are the validation scores of the best checkpoint
-    (``ner_f1``, ``qa_exact_match``, ``qa_f1``, ``ner_per_type``, ...) plus ``train_seconds``,
-    ``steps`` and ``task_mix``. The model is in eval mode on the fastest device available.
+    ``force`` trains afresh even when a matching model or checkpoint is saved; ``step_hook`` goes
+    to ``training.train`` (e.g. ``plots.LiveLossPlot()``). ``metrics`` are the validation scores of
+    the best checkpoint (``ner_f1``, ``qa_exact_match``, ``qa_f1``, ``ner_per_type``, ...) plus
+    ``train_seconds``, ``steps`` and ``task_mix``. The model is in eval mode on the fastest device available.
     """
     record = None if force else saved_run(s)
     if record is None:
-        record = train_and_save(s, step_hook)
+        record = train_and_save(s, step_hook, resume=not force)
     else:
         print(f"Loaded the model trained on {record['trained_at']} from {s.model_dir} "
               f"(training took {record['metrics'].get('train_seconds', float('nan')):.0f} s).")
@@ -259,27 +292,48 @@ def load_or_train(s: Settings, force: bool = False, step_hook=None):
     return model, tokenizer, record["metrics"]
 
 
-def train_and_save(s: Settings, step_hook=None) -> dict:
-    """Train the multi-task model for ``s``; write ``workbook.json`` next to the checkpoint; return it."""
+def interrupted_run(s: Settings) -> str | None:
+    """A description of the checkpoint of an unfinished run with these settings in ``s.run_dir``, else None."""
+    from .checkpoint import describe
+
+    pending = s.run_dir / PENDING_FILE
+    try:
+        same = json.loads(pending.read_text()).get("settings") == _jsonable(s.training_key())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return describe(s.run_dir) if same else None
+
+
+def train_and_save(s: Settings, step_hook=None, resume: bool = True) -> dict:
+    """Train the multi-task model for ``s`` (going on from an interrupted run's checkpoint when
+    ``resume``); write ``workbook.json`` next to the saved model; return that record."""
     from accelerate.utils import set_seed
 
-    from .model import MultiTaskModel
     from .base import jsonable as plain
+    from .model import MultiTaskModel
     from .training import train
 
     tokenizer = load_tokenizer(s)
     ner, qa = load_datasets(s)
     labels = ner["train"].features["ner_tags"].feature.names
     set_seed(s.seed)  # the heads' random start is part of the run: same settings, same model
-    model = MultiTaskModel.from_encoder(s.encoder, labels)
+    model = MultiTaskModel.from_encoder(s.encoder, labels, **s.windows())  # served with the windows it learns on
     tasks = build_task_data(s, tokenizer, ner, qa)
-    print(f"Training the multi-task model ({s.preset} preset) into {s.run_dir} ...")
-    result = train(model, tokenizer, tasks, training_config(s), step_hook=step_hook)
+    checkpoint = interrupted_run(s) if resume else None
+    s.run_dir.mkdir(parents=True, exist_ok=True)
+    (s.run_dir / PENDING_FILE).write_text(json.dumps({"settings": _jsonable(s.training_key())}, indent=1))
+    if checkpoint:
+        print(f"Going on with the interrupted run from {checkpoint} in {s.run_dir} ...")
+    else:
+        print(f"Training the multi-task model ({s.preset} preset) into {s.run_dir} ...")
+    result = train(model, tokenizer, tasks, training_config(s), step_hook=step_hook,
+                   resume_from=True if checkpoint else None)
     metrics = {**(result.best_metrics or result.metrics), "train_seconds": result.train_seconds,
                "steps": result.metrics.get("steps"), "task_mix": result.metrics.get("task_mix")}
     record = {"settings": _jsonable(s.training_key()), "metrics": plain(metrics),
               "trained_at": time.strftime("%Y-%m-%d %H:%M")}
     (s.run_dir / WORKBOOK_FILE).write_text(json.dumps(record, indent=1))
+    (s.run_dir / PENDING_FILE).unlink(missing_ok=True)
     print(f"Done in {result.train_seconds:.0f} s: NER F1 {metrics.get('ner_f1', float('nan')):.1f}, "
           f"QA EM {metrics.get('qa_exact_match', float('nan')):.1f}, QA F1 {metrics.get('qa_f1', float('nan')):.1f}")
     return record

@@ -52,7 +52,7 @@ def test_variables_override_the_preset(environment):
     environment.setenv("NERQA_ENCODER", "/models/bert-base-uncased")
     environment.setenv("TQDM_DISABLE", "1")
     s = workbook.settings(qa_train=5)
-    assert (s.max_length, s.doc_stride, s.ner_train, s.qa_train, s.seed) == (256, 64, None, 5, 7)
+    assert (s.qa_max_length, s.doc_stride, s.ner_train, s.qa_train, s.seed) == (256, 64, None, 5, 7)
     assert s.progress is False
     assert s.run_dir.name == "workbook-tiny-bert-base-uncased"
 
@@ -94,13 +94,13 @@ def test_a_saved_run_is_reused_only_with_the_same_settings(environment):
     assert workbook.saved_run(s)["metrics"] == {"ner_f1": 1.0}
     assert workbook.saved_run(workbook.settings(progress=False)) is not None  # progress is not a training setting
     assert workbook.saved_run(workbook.settings(seed=1)) is None
-    assert workbook.saved_run(workbook.settings(max_length=256)) is None
+    assert workbook.saved_run(workbook.settings(qa_max_length=256)) is None
 
 
 @pytest.mark.slow
 def test_load_or_train_trains_once_then_loads(environment, capsys):
     s = workbook.settings(ner_train=8, qa_train=8, ner_eval=4, qa_eval=4, max_steps=2, batch_size=4,
-                          max_length=128, doc_stride=32, progress=False)
+                          qa_max_length=128, doc_stride=32, progress=False)
     model, tokenizer, metrics = workbook.load_or_train(s)
     assert "Training" in capsys.readouterr().out
     assert {"ner_f1", "qa_exact_match", "qa_f1", "train_seconds"} <= set(metrics)
@@ -112,6 +112,51 @@ def test_load_or_train_trains_once_then_loads(environment, capsys):
     assert metrics_again == metrics
     for (name, first), (_, second) in zip(model.state_dict().items(), again.state_dict().items()):
         assert (first == second).all(), name
+
+
+def test_a_model_trained_in_the_notebooks_is_served_with_its_windows(environment):
+    """NERQA_MAX_LENGTH=256 in a notebook: the saved model's pipeline cuts QA contexts into 256-token windows."""
+    from nerqa_helpers.inference import MultiTaskPipeline
+
+    environment.setenv("NERQA_MAX_LENGTH", "256")
+    environment.setenv("NERQA_DOC_STRIDE", "64")
+    environment.setenv("NERQA_NER_MAX_LENGTH", "96")
+    s = workbook.settings(ner_train=4, qa_train=4, ner_eval=2, qa_eval=2, max_steps=1, batch_size=2, progress=False)
+    workbook.train_and_save(s)
+    pipeline = MultiTaskPipeline.from_pretrained(s.model_dir)
+    assert (pipeline.ner_max_length, pipeline.qa_max_length, pipeline.doc_stride) == (96, 256, 64)
+    _, features = pipeline.qa_features(["Who?"], ["word " * 600])
+    assert max(len(ids) for ids in features["input_ids"]) == 256
+
+
+class Interrupted(Exception):
+    """Stands for a runtime reset in the middle of training."""
+
+
+@pytest.mark.slow
+def test_an_interrupted_load_or_train_goes_on_from_its_checkpoint(environment, capsys):
+    s = workbook.settings(ner_train=8, qa_train=8, ner_eval=2, qa_eval=2, max_steps=6, batch_size=4,
+                          checkpoint_every=2, progress=False)
+    seen = []
+
+    def crash_at_step_4(step, task_losses, model):
+        seen.append(step)
+        if step == 4:
+            raise Interrupted()
+
+    with pytest.raises(Interrupted):
+        workbook.load_or_train(s, step_hook=crash_at_step_4)
+    assert seen == [1, 2, 3, 4] and workbook.saved_run(s) is None
+    assert workbook.interrupted_run(s) is not None
+    assert workbook.interrupted_run(workbook.settings(seed=5)) is None  # other settings: nothing to go on from
+    capsys.readouterr()
+    resumed = []
+    _, _, metrics = workbook.load_or_train(s, step_hook=lambda step, losses, model: resumed.append(step))
+    assert "Going on with the interrupted run" in capsys.readouterr().out
+    assert resumed == [3, 4, 5, 6] and metrics["steps"] == 6  # steps 1-2 came from the checkpoint
+    steps = [row for row in workbook.load_history(s)["step"] if row == row]
+    assert steps[0] == 1 and max(steps) == 6  # the history holds the whole run
+    assert workbook.interrupted_run(s) is None and workbook.saved_run(s) is not None
 
 
 def test_tagged_tokens_html_boxes_only_entities():
