@@ -87,3 +87,172 @@ def test_readme_lists_exactly_the_notebooks():
         f"README lists {sorted(mentioned - set(ids(NOTEBOOKS)))} that are not in notebooks/ and misses "
         f"{sorted(set(ids(NOTEBOOKS)) - mentioned)}"
     )
+
+
+# -- what every notebook tells its reader first --------------------------------------------------
+RUN_TIME_LINE = re.compile(r"^\*\*Run time:\*\*\s+(?P<text>.+)$", re.MULTILINE)
+NEEDS_LINE = re.compile(r"^\*\*Needs:\*\*\s+\S", re.MULTILINE)
+
+
+def first_markdown(path):
+    return next(source(cell) for cell in cells(path) if cell["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_notebook_opens_with_its_run_time_and_needs(path):
+    opening = first_markdown(path)
+    time_line = RUN_TIME_LINE.search(opening)
+    assert time_line, f"{path.name}: the first markdown cell needs a line starting '**Run time:**'"
+    missing = [word for word in ("tiny", "small", "GPU") if word not in time_line.group("text")]
+    assert not missing, f"{path.name}: the run-time line should give tiny, small and GPU times; lacks {missing}"
+    assert NEEDS_LINE.search(opening), \
+        f"{path.name}: the first markdown cell needs a line starting '**Needs:**' (what it needs from earlier notebooks)"
+
+
+# -- exercises and their solutions -------------------------------------------------------------
+EXERCISE_ITEM = re.compile(r"^(\d+)\.\s", re.MULTILINE)
+SECTION = re.compile(r"^##\s+(?:(\d\d)\s+·|.*)", re.MULTILINE)
+ANSWER = re.compile(r"^\*\*(\d+)(?:\s+and\s+(\d+))?\.", re.MULTILINE)
+SOLUTIONS = ROOT / "notebooks" / "10_solutions.ipynb"
+
+
+def exercise_numbers(path) -> list[int]:
+    """The numbers of the exercises in the notebook's last markdown cell (its Exercises section)."""
+    markdown = [source(cell) for cell in cells(path) if cell["cell_type"] == "markdown"]
+    section = re.split(r"^#+\s*Exercises.*$", markdown[-1], flags=re.MULTILINE)[-1] if markdown else ""
+    return [int(number) for number in EXERCISE_ITEM.findall(section)]
+
+
+def answered_exercises(solution_cells) -> dict[str, set[int]]:
+    """Notebook number -> exercise numbers answered under its '## NN · ...' heading (bold '**3.'
+    or '**2 and 3.' at the start of a line)."""
+    answered: dict[str, set[int]] = {}
+    current = None
+    for cell in solution_cells:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = source(cell)
+        pieces = [(match.start(), match.group(1)) for match in SECTION.finditer(text)]
+        starts = [0] + [start for start, _ in pieces]
+        owners = [current] + [number for _, number in pieces]
+        for begin, end, owner in zip(starts, starts[1:] + [len(text)], owners):
+            if owner is not None:
+                for first, second in ANSWER.findall(text[begin:end]):
+                    answered.setdefault(owner, set()).update(int(n) for n in (first, second) if n)
+        current = owners[-1]
+    return answered
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_exercises_are_numbered_from_one(path):
+    numbers = exercise_numbers(path)
+    assert numbers, f"{path.name}: the Exercises section holds no numbered exercise ('1. ...')"
+    assert numbers == list(range(1, len(numbers) + 1)), f"{path.name}: exercises numbered {numbers}"
+
+
+@pytest.mark.skipif(not SOLUTIONS.is_file(), reason="no 10_solutions.ipynb")
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p != SOLUTIONS], ids=ids([p for p in NOTEBOOKS if p != SOLUTIONS]))
+def test_solutions_answer_every_exercise(path):
+    number = path.name[:2]
+    asked = set(exercise_numbers(path))
+    answered = answered_exercises(cells(SOLUTIONS)).get(number, set())
+    missing = sorted(asked - answered)
+    extra = sorted(answered - asked)
+    assert not missing, f"10_solutions lacks an answer for {', '.join(f'{number} ex. {k}' for k in missing)}"
+    assert not extra, f"10_solutions answers {', '.join(f'{number} ex. {k}' for k in extra)}, which {path.name} does not ask"
+
+
+def test_answered_exercises_reads_sections_and_joint_answers():
+    notebook = [{"cell_type": "markdown", "source": "## 05 · Evaluation\n\n**1. Strict.** text\n"},
+                {"cell_type": "code", "source": "**2. not markdown**"},
+                {"cell_type": "markdown", "source": "**2 and 3. Both.** text\n\n## 06 · Loss\n\n**1. λ.**"},
+                {"cell_type": "markdown", "source": "## Closing note\n\n**4. not an answer**"}]
+    assert answered_exercises(notebook) == {"05": {1, 2, 3}, "06": {1}}
+
+
+# -- device correctness --------------------------------------------------------------------------
+COMPARISON = re.compile(r"\btorch\.(?:allclose|equal|isclose|testing\.assert_close)\(")
+FRESH_CPU_TENSOR = re.compile(
+    r"^torch\.(?:zeros|ones|full|empty|tensor|as_tensor|from_numpy|arange|linspace|rand|randn|randint|eye)\(")
+ON_CPU = re.compile(r"\.(?:cpu|numpy)\(\)")
+
+
+def call_arguments(code: str, open_paren: int) -> list[str]:
+    """The top-level arguments of the call whose '(' is at ``open_paren``, as source text."""
+    arguments, depth, start, quote = [], 0, open_paren + 1, None
+    for position in range(open_paren, len(code)):
+        character = code[position]
+        if quote:
+            quote = None if character == quote and code[position - 1] != "\\" else quote
+        elif character in "'\"":
+            quote = character
+        elif character in "([{":
+            depth += 1
+        elif character in ")]}":
+            depth -= 1
+            if depth == 0:
+                arguments.append(code[start:position])
+                break
+        elif character == "," and depth == 1:
+            arguments.append(code[start:position])
+            start = position + 1
+    return [argument.strip() for argument in arguments if argument.strip()]
+
+
+def built_on_cpu(argument: str) -> bool:
+    """A tensor built right here with no device: it lives on the CPU whatever the model uses."""
+    return bool(FRESH_CPU_TENSOR.match(argument)) and "device=" not in argument and ".to(" not in argument \
+        and ".cuda(" not in argument
+
+
+def cross_device_comparisons(code: str) -> list[str]:
+    """Comparisons of a freshly built CPU tensor with a tensor that may live on another device
+    (a model output, a parameter, a balancer's state): they fail or crash on a GPU runtime."""
+    found = []
+    for match in COMPARISON.finditer(code):
+        positional = [argument for argument in call_arguments(code, match.end() - 1)
+                      if not re.match(r"^\w+\s*=[^=]", argument)][:2]
+        if len(positional) < 2:
+            continue
+        fresh = [built_on_cpu(argument) for argument in positional]
+        elsewhere = [not (built_on_cpu(argument) or ON_CPU.search(argument)) for argument in positional]
+        if (fresh[0] and elsewhere[1]) or (fresh[1] and elsewhere[0]):
+            found.append(f"{match.group(0)}{', '.join(positional)})")
+    return found
+
+
+@pytest.mark.parametrize("code, expected", [
+    ('assert not torch.allclose(log_variances, torch.zeros(2)), "learned"', 1),
+    ("torch.equal(torch.tensor([1.0, 2.0]), model.weights())", 1),
+    ("torch.allclose(output.start_logits, torch.full((2, 3), 0.5), atol=1e-5)", 1),
+    ("torch.allclose(log_variances, torch.zeros_like(log_variances))", 0),
+    ("torch.allclose(log_variances, torch.zeros(2, device=log_variances.device))", 0),
+    ("torch.allclose(weights, torch.tensor([1.0, 1.0]).to(weights.device))", 0),
+    ("torch.allclose(torch.tensor(ours.to_numpy()), torch.tensor(theirs.to_numpy()), rtol=1e-4)", 0),
+    ("torch.allclose(history.cpu(), torch.tensor([2.0, 2.0]))", 0),
+    ("torch.allclose(ours, theirs.to(ours.device), atol=1e-5)", 0),
+])
+def test_cross_device_detector(code, expected):
+    assert len(cross_device_comparisons(code)) == expected, cross_device_comparisons(code)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_no_cross_device_comparison(path):
+    found = [hit for cell in cells(path) if cell["cell_type"] == "code" for hit in cross_device_comparisons(source(cell))]
+    assert not found, (f"{path.name}: a tensor built on the CPU is compared with one that may be on the GPU after "
+                       f"accelerate.prepare; build it with device=... or *_like(...): {found}")
+
+
+# -- one repository address ----------------------------------------------------------------------
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_install_cell_and_badge_use_the_repository_url(path):
+    from nerqa_helpers import workbook
+
+    url = getattr(workbook, "REPOSITORY_URL", None)
+    if url is None:
+        pytest.skip("workbook.REPOSITORY_URL is not defined")
+    first_code = next(source(cell) for cell in cells(path) if cell["cell_type"] == "code")
+    assert url in first_code, f"{path.name}: the install cell should clone workbook.REPOSITORY_URL ({url})"
+    repository = url.removeprefix("https://github.com/").rstrip("/")
+    badge = f"https://colab.research.google.com/github/{repository}/blob/main/notebooks/{path.name}"
+    assert badge in source(cells(path)[0]), f"{path.name}: the Colab badge should open {badge}"
