@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from .presets import PRESETS, STRATEGIES, TASKS
+
 EXAMPLE_SENTENCE = "Maria Santos flew from Lisbon to Berlin to meet engineers from Siemens."
 EXAMPLE_CONTEXT = (
     "The Harbour Bridge in Port Elin was completed in 1932 after eight years of work. "
@@ -31,43 +33,21 @@ class TrainingFailed(Exception):
 
 
 # -- data -------------------------------------------------------------------------------------
-def data_files(args) -> tuple[dict, dict]:
-    """Per-split files given on the command line: ({split: path} for NER, for QA)."""
+def data_files(args) -> dict[str, dict]:
+    """Per-split files given on the command line: ``{"ner": {split: path}, "qa": {split: path}}``."""
     ner = {split: getattr(args, f"ner_{split}") for split in ("train", "validation", "test")}
     qa = {split: getattr(args, f"qa_{split}") for split in ("train", "validation")}
-    return {k: v for k, v in ner.items() if v}, {k: v for k, v in qa.items() if v}
+    return {"ner": {k: v for k, v in ner.items() if v}, "qa": {k: v for k, v in qa.items() if v}}
 
 
-def load_task_datasets(preset, data_dir=None, ner_files=None, qa_files=None, seed=0, tiny=False,
-                       squad_v2=False):
-    """NER and QA DatasetDicts for a preset, and a line that says where they came from.
+def load_data(args, preset, squad_v2: bool = False):
+    """(ner, qa, source) for a command: files named on the command line, else the data rule
+    (``data.load_task_data``: --data-dir / NERQA_DATA_DIR, the hub, the bundled sample; the tiny
+    preset means the sample), cut to the preset's sizes."""
+    from .data import load_task_data
 
-    The bundled sample is used with ``tiny``, or with the tiny preset when neither a data folder nor
-    files are given. Files win over a data folder; a task with neither is None.
-    """
-    from . import data
-
-    if tiny or (preset.name == "tiny" and not (data_dir or ner_files or qa_files)):
-        ner, qa = data.load_tiny("ner"), data.load_tiny("qa", version=2 if squad_v2 else 1)
-        source = f"bundled tiny sample ({data.tiny_data_dir()})"
-    else:
-        directory = data.find_data_dir(data_dir)
-        if directory is None and not (ner_files or qa_files):
-            ner, qa = data.load_hub_conll(), data.load_hub_squad(2 if squad_v2 else 1)
-            source = "the Hugging Face hub"
-        else:
-            version = 2 if squad_v2 else 1
-            ner = data.load_conll(data_dir=directory, files=ner_files or None) if ner_files or directory else None
-            qa = (data.load_squad(data_dir=directory, files=qa_files or None, version=version)
-                  if qa_files or directory else None)
-            source = str(directory) if directory else "files given on the command line"
-    ner_sizes = {"train": preset.ner_train, "validation": preset.ner_eval, "test": preset.ner_eval}
-    qa_sizes = {"train": preset.qa_train, "validation": preset.qa_eval}
-    if ner is not None:
-        ner = data.subset(ner, {split: size for split, size in ner_sizes.items() if split in ner}, seed)
-    if qa is not None:
-        qa = data.subset(qa, {split: size for split, size in qa_sizes.items() if split in qa}, seed)
-    return ner, qa, source
+    return load_task_data(("ner", "qa"), preset, args.seed, data_dir=args.data_dir,
+                          squad_version=2 if squad_v2 else 1, files=data_files(args))
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -85,14 +65,11 @@ def command_train(args) -> dict:
     preset = get_preset(args.preset)
     tasks_wanted = _wanted_tasks(args.tasks)
     resume_note = _check_output_dir(args.output_dir, args.resume)
-    ner_files, qa_files = data_files(args)
-    ner, qa, source = load_task_datasets(preset, args.data_dir, ner_files, qa_files, args.seed,
-                                         squad_v2=args.squad_v2)
+    ner, qa, source = load_data(args, preset, squad_v2=args.squad_v2)
     for task, dataset in (("ner", ner), ("qa", qa)):
         if task in tasks_wanted and (dataset is None or "train" not in dataset):
             raise CommandError(f"No {task.upper()} training data: give --{task}-train (and --{task}-validation) "
                                f"or --data-dir, or leave {task} out of --tasks.")
-    print(f"data: {source}")
     print(f"      NER {_sizes(ner)}; QA {_sizes(qa)}")
     tokenizer = load_tokenizer(args.encoder)
     set_seed(args.seed)  # the heads' random start is part of the run: same seed, same metrics
@@ -100,19 +77,16 @@ def command_train(args) -> dict:
                "qa": args.lambda_qa if "qa" in tasks_wanted else 0.0}
     label_names = ner["train"].features["ner_tags"].feature.names if "ner" in tasks_wanted else None
     model = MultiTaskModel.from_encoder(args.encoder, label_names, task_weights=weights,
-                                        shared_layers=args.shared_layers)
-    model.config.version_2_with_negative = bool(args.squad_v2)
-    model.config.window_settings = {"ner_max_length": preset.ner_max_length, "qa_max_length": preset.qa_max_length,
-                                    "doc_stride": preset.doc_stride}
+                                        shared_layers=args.shared_layers, version_2_with_negative=args.squad_v2,
+                                        **preset.windows())  # the windows the pipeline will serve it with
     tasks = build_tasks(tokenizer, ner if "ner" in tasks_wanted else None, qa if "qa" in tasks_wanted else None,
-                        ner_max_length=preset.ner_max_length, qa_max_length=preset.qa_max_length,
-                        doc_stride=preset.doc_stride, version_2=args.squad_v2)
-    config = TrainingConfig(
-        output_dir=args.output_dir, learning_rate=args.learning_rate or preset.learning_rate,
-        batch_size=args.batch_size or preset.batch_size,
-        task_epochs={task: (args.epochs or preset.task_epochs[task]) for task in ("ner", "qa")},
-        max_steps=args.max_steps, strategy=args.strategy, temperature=args.temperature,
-        eval_every=args.eval_every or preset.eval_every, seed=args.seed, progress=not args.quiet,
+                        **_feature_windows(model.config), version_2=args.squad_v2)
+    chosen = {"learning_rate": args.learning_rate, "batch_size": args.batch_size, "eval_every": args.eval_every,
+              "strategy": args.strategy, "task_epochs": {task: args.epochs for task in TASKS} if args.epochs else None}
+    config = TrainingConfig.from_preset(
+        preset, **{name: value for name, value in chosen.items() if value is not None},
+        output_dir=args.output_dir, max_steps=args.max_steps, temperature=args.temperature,
+        seed=args.seed, progress=not args.quiet,
         early_stopping_patience=args.early_stopping, checkpoint_every=args.checkpoint_every or None,
         deterministic=args.deterministic, num_workers=args.num_workers, torch_compile=args.compile,
     )
@@ -121,7 +95,7 @@ def command_train(args) -> dict:
     result = _train_or_explain(train, model, tokenizer, tasks, config, args.resume)
     metrics = dict(result.metrics)
     if ner is not None and "test" in ner and "ner" in tasks_wanted:
-        test_tasks = build_tasks(tokenizer, {"validation": ner["test"]}, None, ner_max_length=preset.ner_max_length)
+        test_tasks = build_tasks(tokenizer, {"validation": ner["test"]}, None, **_feature_windows(model.config))
         best = MultiTaskModel.from_pretrained(Path(args.output_dir) / "best") if config.save_best else model
         test = evaluate(best, tokenizer, test_tasks, config)
         metrics.update({f"test_{key}": value for key, value in test.items() if key.startswith("ner_") and key != "ner_per_type"})
@@ -141,8 +115,7 @@ def command_evaluate(args) -> dict:
 
     pipeline = MultiTaskPipeline.from_pretrained(_model_dir(args.model))
     preset = get_preset(args.preset)
-    ner_files, qa_files = data_files(args)
-    ner, qa, source = load_task_datasets(preset, args.data_dir, ner_files, qa_files, args.seed)
+    ner, qa, source = load_data(args, preset)
     ner = ner if ner is not None and args.split in ner else None
     qa = qa if qa is not None and args.split in qa else None
     if ner is None and qa is None:
@@ -151,8 +124,7 @@ def command_evaluate(args) -> dict:
         _check_labels(pipeline.model, ner)
     tasks = build_tasks(pipeline.tokenizer, {"validation": ner[args.split]} if ner is not None else None,
                         {"validation": qa[args.split]} if qa is not None else None,
-                        ner_max_length=preset.ner_max_length, qa_max_length=preset.qa_max_length,
-                        doc_stride=preset.doc_stride)
+                        **_feature_windows(pipeline.model.config), version_2=pipeline.version_2)
     metrics = evaluate(pipeline.model, pipeline.tokenizer, tasks, TrainingConfig())
     metrics.update(split=args.split, data=source)
     if args.json:
@@ -195,20 +167,14 @@ def command_predict(args):
 
 def command_run(args) -> dict:
     """``make run``: train and evaluate on real data when found (``small``), else on ``tiny``."""
-    from . import data
+    from .data import choose_data_source
 
     started = time.perf_counter()
-    directory = data.find_data_dir(args.data_dir)
-    preset = "small" if directory else "tiny"
-    if directory is None:
-        try:
-            data.load_hub_conll()
-            preset = "small"
-        except Exception as error:  # the hub is optional; say what happened and go on with tiny
-            print(f"notice: no real data found (set NERQA_DATA_DIR to a folder with conll2003/ and squad/; "
-                  f"the hub said: {str(error).splitlines()[0]}).")
-            print("notice: training on the bundled tiny sample instead; its scores only show that the code runs.")
-    args.preset, args.data_dir = preset, str(directory) if directory else None
+    source = choose_data_source(args.data_dir)  # the data rule: folder, hub, else the bundled sample
+    if source.kind == "tiny":
+        print(f"notice: training the tiny preset on the bundled sample, because {source.reason}.")
+    args.preset = "tiny" if source.kind == "tiny" else "small"
+    args.data_dir = str(source.folder) if source.kind == "dir" else None
     metrics = command_train(args)
     print(f"\ntotal time: {time.perf_counter() - started:.0f} s (training {metrics['train_seconds']:.0f} s)")
     best = Path(args.output_dir) / "best"
@@ -224,9 +190,13 @@ def command_stats(args) -> None:
     """Sizes of the datasets a preset would use."""
     from .presets import get_preset
 
-    ner_files, qa_files = data_files(args)
-    ner, qa, source = load_task_datasets(get_preset(args.preset), args.data_dir, ner_files, qa_files, args.seed)
-    print(f"data: {source}\nNER {_sizes(ner)}\nQA  {_sizes(qa)}")
+    ner, qa, _ = load_data(args, get_preset(args.preset))
+    print(f"NER {_sizes(ner)}\nQA  {_sizes(qa)}")
+
+
+def _feature_windows(config) -> dict[str, int]:
+    """The window sizes of a model config that ``tasks.build_tasks`` takes (the features match the model)."""
+    return {name: value for name, value in config.windows().items() if name != "ner_stride"}
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -342,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def data_options(sub):
-        sub.add_argument("--preset", default="tiny", choices=["tiny", "small", "full"])
+        sub.add_argument("--preset", default="tiny", choices=list(PRESETS))
         sub.add_argument("--data-dir", default=None, help="folder with conll2003/ and squad/ (default: $NERQA_DATA_DIR)")
         for split in ("train", "validation", "test"):
             sub.add_argument(f"--ner-{split}", default=None, metavar="FILE", help=f"CoNLL file for the NER {split} split")
@@ -357,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--tasks", default="ner,qa", help="ner,qa (multi-task) or one task alone")
         sub.add_argument("--lambda-ner", type=float, default=1.0)
         sub.add_argument("--lambda-qa", type=float, default=1.0)
-        sub.add_argument("--strategy", default="proportional", choices=["round_robin", "proportional", "temperature", "annealed"])
+        sub.add_argument("--strategy", default=None, choices=STRATEGIES, help="task sampling (default: the preset's)")
         sub.add_argument("--temperature", type=float, default=2.0)
         sub.add_argument("--epochs", type=float, default=None, help="passes over each task's data (default: the preset's)")
         sub.add_argument("--max-steps", type=int, default=None)

@@ -536,9 +536,12 @@ def _hub_cached(repo_id: str) -> bool:
 def choose_data_source(data_dir: str | os.PathLike | None = None, tiny: bool | None = None) -> DataSource:
     """The data rule, in this order: ``tiny`` (or ``$NERQA_TINY=1``) → the bundled sample; ``data_dir``
     (or ``$NERQA_DATA_DIR``) → local files; the hub when it answers (offline: when its copy is
-    cached) → the hub; otherwise the bundled sample. Loads nothing; ``tiny=False`` ignores ``$NERQA_TINY``."""
-    if tiny or (tiny is None and _flag(TINY_VARIABLE)):
-        return DataSource("tiny", "tiny mode was asked for" if tiny else f"{TINY_VARIABLE}=1 is set")
+    cached) → the hub; otherwise the bundled sample. Arguments come before the environment (a
+    ``data_dir`` given here beats ``$NERQA_TINY``); ``tiny=False`` ignores ``$NERQA_TINY``. Loads nothing."""
+    if tiny:
+        return DataSource("tiny", "tiny mode was asked for")
+    if tiny is None and data_dir is None and _flag(TINY_VARIABLE):
+        return DataSource("tiny", f"{TINY_VARIABLE}=1 is set")
     folder = find_data_dir(data_dir)
     if folder is not None:
         named = "data_dir was given" if data_dir is not None else f"{DATA_DIR_VARIABLE} is set"

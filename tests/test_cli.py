@@ -254,6 +254,11 @@ def test_ner_files_alone_train_ner_alone(files, capsys, tmp_path):
                                   "--ner-validation", files.conll_crlf, "--checkpoint-every", 0))
     assert result.code == 0, result.err[-2000:]
     assert "NER validation F1" in result.out and "QA F1" not in result.out
+    assert "data: files named on the command line" in result.out
+    from nerqa_helpers.presets import get_preset
+
+    saved = json.loads((tmp_path / "best" / "config.json").read_text())  # the windows the pipeline will use
+    assert {name: saved[name] for name in get_preset("tiny").windows()} == get_preset("tiny").windows()
 
 
 # -- training runs: same seed, resume, divergence ---------------------------------------------

@@ -154,6 +154,8 @@ def test_tiny_is_forced_by_the_variable_the_argument_and_the_tiny_preset(hub, mo
     monkeypatch.setenv("NERQA_DATA_DIR", "/nowhere")
     assert "because NERQA_TINY=1 is set" in data.load_task_data().source
     assert hub == []
+    folder = data.tiny_data_dir()  # an argument beats the environment
+    assert data.choose_data_source(data_dir=folder) == data.DataSource("dir", "data_dir was given", folder)
 
 
 def test_a_hub_that_fails_while_loading_falls_back_to_the_sample(hub, monkeypatch, capsys):
