@@ -1,18 +1,20 @@
 """Checkpoints: what a run needs to go on exactly where it stopped, written so that a crash while
 writing never destroys the last good one.
 
-A checkpoint is a folder (``output_dir/checkpoint``)::
+``accelerator.save_state`` writes the training state and ``accelerator.load_state`` reads it back;
+this module adds what makes the folder safe and readable (``output_dir/checkpoint``)::
 
-    config.json, model.safetensors      the model (``save_pretrained``): ``from_pretrained`` loads it
-    tokenizer.json, tokenizer_config.json   so the folder also works with ``nerqa predict --model``
-    training_state.pt    optimiser, learning-rate scheduler and loss balancer (tensors only)
-    rng_state_<rank>.pt  random generators of Python, NumPy and torch (CPU, CUDA), one per process
-    trainer_state.json   step, history so far, best scores so far, the settings that fix the schedule
-    manifest.json        written last: the size of every file (without it the folder is incomplete)
+    model.safetensors       the weights       } with config.json and the tokenizer files, the
+    config.json, tokenizer.json, ...          } folder also loads with ``from_pretrained``
+    optimizer.bin           the optimiser (``save_state``)
+    custom_checkpoint_0.pkl the learning-rate scheduler (``register_for_checkpointing``)
+    custom_checkpoint_1.pkl the loss balancer's state_dict, when the run has one
+    random_states_<rank>.pkl Python, NumPy and torch random generators, one file per process
+    trainer_state.json      step, history so far, best scores so far, the settings that fix the schedule
+    manifest.json           written last: size and SHA-256 of every file (without it: incomplete)
 
-This is what the Hugging Face ``Trainer`` keeps in its ``checkpoint-*`` folders, written out so it
-can be read. The data needs no state of its own: the loader plans every step from the seed, so a
-resumed run asks it for the batches from step k + 1 on.
+The data needs no state of its own: the loader plans every step from the seed, so a resumed run
+asks it for the batches from step k + 1 on.
 
 Writing is crash-safe: everything goes into ``.checkpoint.tmp`` first; then ``checkpoint`` becomes
 ``checkpoint.previous``, the new folder becomes ``checkpoint`` and the previous one is deleted.
@@ -21,25 +23,27 @@ A run killed at any moment leaves ``checkpoint`` or ``checkpoint.previous`` comp
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
-import random
 import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
-import numpy as np
 import torch
+
+from .base import jsonable
 
 CHECKPOINT_DIR = "checkpoint"
 PREVIOUS_SUFFIX = ".previous"
-STATE_FILE, TRAINER_FILE, MANIFEST_FILE = "training_state.pt", "trainer_state.json", "manifest.json"
+TRAINER_FILE, MANIFEST_FILE = "trainer_state.json", "manifest.json"
+OPTIMIZER_FILE = "optimizer.bin"  # the names accelerate's save_state gives its files
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
-FORMAT = 1
+FORMAT = 2  # 1: the state written by hand (training_state.pt); 2: accelerate's save_state
 
 
 class CheckpointError(OSError, ValueError):
@@ -47,28 +51,7 @@ class CheckpointError(OSError, ValueError):
     and what is wrong with it."""
 
 
-# -- random generators and determinism ----------------------------------------------------------
-def capture_rng_state() -> dict:
-    """The state of every random generator a training step may draw from (dropout, shuffles)."""
-    kind, keys, position, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": [kind, keys.tolist(), position, has_gauss, gauss],
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: Mapping) -> None:
-    """Put every generator back to a state from :func:`capture_rng_state`."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, position, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
+# -- determinism and numerical checks -----------------------------------------------------------
 def set_deterministic(enabled: bool = True) -> None:
     """Ask torch for deterministic kernels (process-wide; it stays on after training).
 
@@ -184,7 +167,8 @@ def checkpoint_problem(directory: str | os.PathLike) -> str | None:
     manifest, problem = _read_json(directory / MANIFEST_FILE)
     if problem or not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         return f"has a broken {MANIFEST_FILE}"
-    for name, size in manifest["files"].items():
+    for name, written in manifest["files"].items():
+        size = written["bytes"] if isinstance(written, dict) else written  # format 1 kept sizes only
         path = directory / name
         if not path.is_file():
             return f"is missing {name}"
@@ -253,151 +237,130 @@ def replace_directory(source: Path, target: Path) -> None:
         shutil.rmtree(previous)
 
 
-def balancer_state(balancer) -> dict | None:
-    """The learnable state of a loss balancer: its ``state_dict`` (an ``nn.Module``), or its
-    tensors, optimiser and random generator (GradNorm, PCGrad)."""
-    if balancer is None:
-        return None
-    if isinstance(balancer, torch.nn.Module):
-        return {"module": balancer.state_dict()}
-    state = {}
-    for name, value in vars(balancer).items():
-        if isinstance(value, torch.Tensor):
-            state[name] = value.detach().clone()
-        elif isinstance(value, torch.optim.Optimizer):
-            state[name] = value.state_dict()
-        elif isinstance(value, torch.Generator):
-            state[name] = value.get_state()
-    return state
+def _digest(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def restore_balancer(balancer, state: Mapping | None) -> None:
-    """Load :func:`balancer_state` back, in place (optimisers keep pointing at the same tensors)."""
-    if balancer is None or state is None:
-        return
-    if isinstance(balancer, torch.nn.Module):
-        balancer.load_state_dict(state["module"])
-        return
-    for name, value in state.items():
-        current = getattr(balancer, name, None)
-        if isinstance(current, torch.optim.Optimizer):
-            current.load_state_dict(value)
-        elif isinstance(current, torch.Generator):
-            current.set_state(value)
-        elif isinstance(current, torch.Tensor) and current.shape == value.shape:
-            current.data.copy_(value)
-        else:
-            setattr(balancer, name, value)
-
-
-def write_checkpoint(output_dir: str | os.PathLike, model, tokenizer, optimizer, scheduler, trainer_state: dict,
-                     balancer=None, rank: int = 0, is_main: bool = True,
-                     wait: Callable[[], None] = lambda: None) -> Path:
+def write_checkpoint(accelerator, output_dir: str | os.PathLike, model, tokenizer, trainer_state: dict) -> Path:
     """Write a checkpoint to ``output_dir/checkpoint`` crash-safely (see the module docstring).
 
-    ``trainer_state``: JSON-able dict with at least ``step``. ``model`` is the unwrapped model.
-    Every process calls this (each writes its own random state); ``wait`` is the barrier
-    (``accelerator.wait_for_everyone``), and only ``is_main`` writes the rest.
+    ``accelerator.save_state`` writes the weights, optimiser, registered objects (scheduler,
+    balancer) and every process's random state; the main process then adds the model config, the
+    tokenizer, ``trainer_state`` (JSON-able, with at least ``step``) and the manifest, and swaps
+    the folder in. ``model`` is the unwrapped model. Every process calls this.
     """
     output_dir = Path(output_dir)
     temporary, target = output_dir / f".{CHECKPOINT_DIR}.tmp", output_dir / CHECKPOINT_DIR
-    if is_main:
-        if temporary.exists():
-            shutil.rmtree(temporary)
-        temporary.mkdir(parents=True)
-    wait()
-    torch.save(capture_rng_state(), temporary / f"rng_state_{rank}.pt")
-    wait()
-    if is_main:
-        model.save_pretrained(temporary)
+    if accelerator.is_main_process and temporary.exists():
+        shutil.rmtree(temporary)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(temporary))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        model.config.save_pretrained(temporary)
         if tokenizer is not None:
             tokenizer.save_pretrained(temporary)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "balancer": balancer_state(balancer)}, temporary / STATE_FILE)
         state = {"format": FORMAT, **trainer_state}
-        (temporary / TRAINER_FILE).write_text(json.dumps(_jsonable(state), indent=1))
-        files = sorted(p for p in temporary.iterdir() if p.is_file())
+        (temporary / TRAINER_FILE).write_text(json.dumps(jsonable(state), indent=1))
+        files = sorted(path for path in temporary.iterdir() if path.is_file())
         for path in files:
             _fsync(path)
-        manifest = {"format": FORMAT, "step": trainer_state["step"], "files": {p.name: p.stat().st_size for p in files}}
+        manifest = {"format": FORMAT, "step": trainer_state["step"],
+                    "files": {path.name: {"bytes": path.stat().st_size, "sha256": _digest(path)} for path in files}}
         (temporary / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
         _fsync(temporary / MANIFEST_FILE)
         _fsync(temporary)
         replace_directory(temporary, target)
-    wait()
+    accelerator.wait_for_everyone()
     return target
+
+
+def save_unwrapped_weights(accelerator) -> None:
+    """Make ``save_state`` / ``load_state`` use the unwrapped model's parameter names (no DDP
+    ``module.`` prefix), so a checkpoint's ``model.safetensors`` loads with ``from_pretrained``
+    however many processes wrote it."""
+    def before_save(models, weights, output_dir):
+        weights[:] = [accelerator.unwrap_model(model).state_dict() for model in models]
+
+    def before_load(models, input_dir):
+        models[:] = [accelerator.unwrap_model(model) for model in models]
+
+    accelerator.register_save_state_pre_hook(before_save)
+    accelerator.register_load_state_pre_hook(before_load)
 
 
 # -- reading ------------------------------------------------------------------------------------
 @dataclass
 class Checkpoint:
-    """A checkpoint read back: its folder, ``trainer_state.json``, the tensors of
-    ``training_state.pt`` and this process's random state."""
+    """A checkpoint found and checked: its folder and ``trainer_state.json``."""
 
     directory: Path
     trainer_state: dict
-    training_state: dict
-    rng_state: dict
 
     @property
     def step(self) -> int:
         return int(self.trainer_state["step"])
 
 
-def _torch_load(path: Path, directory: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises RuntimeError, pickle and zip errors alike
-        raise CheckpointError(f"{directory}: {path.name} cannot be read ({type(error).__name__}: "
-                              f"{str(error).splitlines()[0] if str(error) else ''}).") from error
-
-
-def read_checkpoint(path: str | os.PathLike, rank: int = 0) -> Checkpoint:
-    """Find (:func:`find_checkpoint`) and read a checkpoint; the model weights are read by
-    :func:`load_model_weights`. Raises :class:`CheckpointError` on any problem."""
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Find (:func:`find_checkpoint`) a checkpoint, check that every file still has the bytes it
+    was written with, and read its trainer state. Raises :class:`CheckpointError` on any problem."""
     directory = find_checkpoint(path)
+    manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
     trainer_state = json.loads((directory / TRAINER_FILE).read_text(encoding="utf-8"))
-    if trainer_state.get("format") != FORMAT:
+    if trainer_state.get("format") != FORMAT or manifest.get("format") != FORMAT:
         raise CheckpointError(f"{directory} was written in checkpoint format {trainer_state.get('format')!r}; "
                               f"this version reads format {FORMAT}.")
-    rng_path = directory / f"rng_state_{rank}.pt"
-    rng_path = rng_path if rng_path.is_file() else directory / "rng_state_0.pt"
-    return Checkpoint(directory, trainer_state, _torch_load(directory / STATE_FILE, directory),
-                      _torch_load(rng_path, directory))
+    for name, written in manifest["files"].items():
+        if _digest(directory / name) != written["sha256"]:
+            raise CheckpointError(f"{directory} has a damaged {name} (its bytes changed after it was written).")
+    return Checkpoint(directory, trainer_state)
 
 
-def load_model_weights(model: torch.nn.Module, directory: str | os.PathLike) -> None:
-    """Copy the weights saved in ``directory/model.safetensors`` into ``model``, in place.
+def load_checkpoint(accelerator, checkpoint: Checkpoint) -> None:
+    """``accelerator.load_state``: weights, optimiser, registered objects and this process's
+    random generators as the checkpoint holds them. Raises :class:`CheckpointError` when the
+    state does not fit the objects of this run."""
+    try:
+        accelerator.load_state(str(checkpoint.directory))
+    except (KeyError, ValueError, RuntimeError, OSError) as error:
+        raise CheckpointError(f"{checkpoint.directory}: the saved state does not fit this run "
+                              f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}).") from error
 
-    Every saved tensor must match one of the model's by name and shape: a checkpoint of another
-    architecture (other encoder, other label set) gives :class:`CheckpointError`.
-    """
-    from safetensors.torch import load_file
+
+def check_weights(model: torch.nn.Module, directory: str | os.PathLike) -> None:
+    """Raise :class:`CheckpointError` unless every tensor in ``directory/model.safetensors`` matches
+    one of ``model``'s by name and shape (read from the file's header; no tensor is loaded): a
+    checkpoint of another architecture (other encoder, label set or sharing) is refused."""
+    from safetensors import safe_open
 
     directory = Path(directory)
     path = directory / WEIGHT_FILES[0]
     try:
-        saved = load_file(path)
-    except Exception as error:
+        with safe_open(str(path), framework="pt") as file:
+            saved = {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}
+    except Exception as error:  # safetensors raises its own error types
         raise CheckpointError(f"{directory}: {path.name} cannot be read ({error}).") from error
-    own = model.state_dict()
-    wrong = [name for name, tensor in saved.items() if name in own and own[name].shape != tensor.shape]
-    missing = sorted(set(own) - set(saved))
-    unexpected = sorted(set(saved) - set(own))
-    if wrong or missing or unexpected:
-        found = {"other shape": wrong, "missing": missing, "unexpected": unexpected}
-        details = [f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
-                   for label, names in found.items() if names]
+    own = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    found = {"other shape": [name for name in saved if name in own and own[name] != saved[name]],
+             "missing": sorted(set(own) - set(saved)), "unexpected": sorted(set(saved) - set(own))}
+    details = [f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+               for label, names in found.items() if names]
+    if details:
         raise CheckpointError(f"{directory} holds weights of another model ({'; '.join(details)}); "
                               "resume with the same encoder, labels and sharing settings.")
-    model.load_state_dict(saved)
 
 
 def check_settings(checkpoint: Checkpoint, settings: Mapping) -> None:
     """Raise :class:`CheckpointError` when the settings that fix the schedule of steps (seed,
     batch size, steps, data sizes...) differ from those the checkpoint was written with."""
     saved = checkpoint.trainer_state.get("settings", {})
-    ours = _jsonable(dict(settings))
+    ours = jsonable(dict(settings))
     differ = [key for key in sorted(set(saved) | set(ours)) if saved.get(key) != ours.get(key)]
     if differ:
         described = ", ".join(f"{key}={saved.get(key)!r} there, {ours.get(key)!r} now" for key in differ)
@@ -407,7 +370,8 @@ def check_settings(checkpoint: Checkpoint, settings: Mapping) -> None:
 
 def rescale_learning_rate(optimizer, scheduler, factor: float) -> None:
     """Multiply every learning rate of a resumed run by ``factor`` (e.g. to resume a diverged
-    run with a lower rate): the optimiser's groups and the scheduler's base rates alike."""
+    run with a lower rate): the optimiser's groups now, the scheduler's base rates for the steps
+    to come."""
     if factor == 1.0 or not math.isfinite(factor) or factor <= 0:
         return
     for group in optimizer.param_groups:
@@ -415,7 +379,6 @@ def rescale_learning_rate(optimizer, scheduler, factor: float) -> None:
         if "initial_lr" in group:
             group["initial_lr"] *= factor
     scheduler.base_lrs = [rate * factor for rate in scheduler.base_lrs]
-    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def describe(path: str | os.PathLike) -> str | None:
@@ -426,14 +389,3 @@ def describe(path: str | os.PathLike) -> str | None:
         return None
     state = json.loads((directory / TRAINER_FILE).read_text(encoding="utf-8"))
     return f"step {state['step']} in {directory}"
-
-
-def _jsonable(value):
-    """Plain JSON types: NumPy scalars become Python numbers, tuples lists, keys strings."""
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    return value

@@ -28,9 +28,9 @@ from .sampling import MultiTaskDataLoader, make_collators
 from .tasks import TaskData
 from .precision import precision_for
 from .presets import DEFAULTS
-from .checkpoint import (CheckpointError, check_settings, load_model_weights, nonfinite_parameters,
-                         read_checkpoint, replace_directory, rescale_learning_rate, restore_balancer,
-                         restore_rng_state, set_deterministic, write_checkpoint)
+from .checkpoint import (check_settings, check_weights, load_checkpoint, nonfinite_parameters, read_checkpoint,
+                         replace_directory, rescale_learning_rate, save_unwrapped_weights, set_deterministic,
+                         write_checkpoint)
 
 
 class TrainingDiverged(RuntimeError):
@@ -181,10 +181,11 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
     updates = math.ceil(total / config.gradient_accumulation_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * updates), updates)
     settings = _schedule_settings(config, tasks, training, joint, total, accelerator.num_processes)
-    resumed = _resume(resume_from, config, model, optimizer, scheduler, balancer, settings, accelerator.process_index)
+    resumed = _resume(resume_from, config, model, settings)
     start = resumed["step"] if resumed else 0
     steps = loader.iterate_joint(total, start_step=start) if joint else ({task: batch} for task, batch in loader.iterate(start))
     model, optimizer = accelerator.prepare(model, optimizer)
+    _register_for_checkpoints(accelerator, scheduler, balancer)
     if config.torch_compile:
         model = torch.compile(model, dynamic=True)  # lengths vary per batch: one graph for all of them
     output_dir = Path(config.output_dir)
@@ -198,10 +199,10 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
     step = start
     for step, batches in enumerate(steps, start=start + 1):
         if resumed and step == start + 1:  # after the loader's first draw, as in the uninterrupted run
-            restore_rng_state(resumed["rng"])
+            _load_resumed_state(accelerator, resumed, optimizer, scheduler, config)
         with accelerator.accumulate(model):
             task_losses = {}
-            lr = scheduler.get_last_lr()[0]  # what this step uses, and the balancer's weights (if any)
+            lr = optimizer.param_groups[0]["lr"]  # what this step uses, and the balancer's weights (if any)
             weights = _weight_snapshot(balancer) if balancer is not None else None
             for task, batch in batches.items():
                 batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in batch.items()}
@@ -232,7 +233,7 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
                 break
         if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total and accelerator.sync_gradients:
             _flush(pending, history, scheduler, started, loader, balancer)
-            _save_checkpoint(accelerator, model, tokenizer, optimizer, scheduler, balancer, output_dir,
+            _save_checkpoint(accelerator, model, tokenizer, output_dir,
                              _trainer_state(step, total, started, history, state, loader, settings, config))
     progress.close()
     _flush(pending, history, scheduler, started, loader, balancer)
@@ -342,37 +343,49 @@ def _trainer_state(step, total, started, history, state, loader, settings, confi
             "best": state["best"], "bad_evals": state["bad_evals"], "produced": dict(loader.produced)}
 
 
-def _save_checkpoint(accelerator, model, tokenizer, optimizer, scheduler, balancer, output_dir, trainer_state) -> None:
+def _register_for_checkpoints(accelerator, scheduler, balancer) -> None:
+    """Have ``accelerator.save_state`` / ``load_state`` keep the scheduler and the loss balancer
+    (custom objects 0 and 1) and the unwrapped model's weights, beside the optimiser and the
+    random generators they keep anyway."""
+    extra = [balancer] if hasattr(balancer, "state_dict") and hasattr(balancer, "load_state_dict") else []
+    accelerator.register_for_checkpointing(scheduler, *extra)
+    save_unwrapped_weights(accelerator)
+
+
+def _save_checkpoint(accelerator, model, tokenizer, output_dir, trainer_state) -> None:
     """Write ``output_dir/checkpoint`` once the weights are checked to be finite numbers."""
     unwrapped = accelerator.unwrap_model(model)
     broken = nonfinite_parameters(unwrapped)
     if broken:
         raise TrainingDiverged(f"Weights became NaN or infinite by step {trainer_state['step']} ({', '.join(broken)}); "
                                "the checkpoint before is kept. Lower the learning rate and resume from it.")
-    write_checkpoint(output_dir, unwrapped, tokenizer, optimizer, scheduler, trainer_state, balancer,
-                     rank=accelerator.process_index, is_main=accelerator.is_main_process,
-                     wait=accelerator.wait_for_everyone)
+    write_checkpoint(accelerator, output_dir, unwrapped, tokenizer, trainer_state)
 
 
-def _resume(resume_from, config, model, optimizer, scheduler, balancer, settings, rank: int) -> dict | None:
-    """Load a checkpoint into the model, optimiser, scheduler and balancer (before ``prepare``);
-    return its step, history, best scores, sample counts, time and random state (None: fresh run)."""
+def _resume(resume_from, config, model, settings) -> dict | None:
+    """Find the checkpoint to resume and check that it fits this run (settings, weights), before
+    anything is trained; return its step, history, best scores, sample counts and time (None:
+    a fresh run). Its state is loaded at the first step, by :func:`_load_resumed_state`."""
     if resume_from is None or resume_from is False:
         return None
-    checkpoint = read_checkpoint(config.output_dir if resume_from is True else resume_from, rank)
+    checkpoint = read_checkpoint(config.output_dir if resume_from is True else resume_from)
     check_settings(checkpoint, settings)
-    load_model_weights(model, checkpoint.directory)
-    try:
-        optimizer.load_state_dict(checkpoint.training_state["optimizer"])
-        scheduler.load_state_dict(checkpoint.training_state["scheduler"])
-        restore_balancer(balancer, checkpoint.training_state["balancer"])
-    except (KeyError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{checkpoint.directory}: the optimiser or balancer state does not fit this run ({error}).") from error
+    check_weights(model, checkpoint.directory)
     saved = checkpoint.trainer_state
-    rescale_learning_rate(optimizer, scheduler, config.learning_rate / saved["learning_rate"])
-    return {"step": checkpoint.step, "history": saved["history"], "produced": saved["produced"],
-            "state": {"best": saved["best"], "bad_evals": saved["bad_evals"]},
-            "elapsed_seconds": saved["elapsed_seconds"], "rng": checkpoint.rng_state}
+    return {"checkpoint": checkpoint, "step": checkpoint.step, "history": saved["history"],
+            "produced": saved["produced"], "state": {"best": saved["best"], "bad_evals": saved["bad_evals"]},
+            "elapsed_seconds": saved["elapsed_seconds"], "learning_rate": saved["learning_rate"]}
+
+
+def _load_resumed_state(accelerator, resumed: dict, optimizer, scheduler, config) -> None:
+    """Weights, optimiser, scheduler, balancer and random generators as the checkpoint holds them
+    (``accelerator.load_state``), then the learning rate of this run if it differs.
+
+    Called after the loader's first draw: starting the DataLoader draws a seed from torch's
+    generator, which the uninterrupted run did at step 1, so the saved generator goes back after it.
+    """
+    load_checkpoint(accelerator, resumed["checkpoint"])
+    rescale_learning_rate(optimizer, scheduler, config.learning_rate / resumed["learning_rate"])
 
 
 def config_dict(config: TrainingConfig) -> dict:

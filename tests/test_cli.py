@@ -280,9 +280,9 @@ def test_same_seed_twice_and_resume_give_the_same_metrics(files, capsys, tmp_pat
     assert "holds a checkpoint (step 4" in fresh.out  # a fresh run says what it replaces
     assert_one_error_line(nerqa(capsys, *train(files, first, "--checkpoint-every", 4, "--resume", "--batch-size", 4)),
                           "other settings (batch_size=8 there, 4 now)")
-    (first / "checkpoint" / "training_state.pt").write_bytes(b"\0" * 100)
+    (first / "checkpoint" / "optimizer.bin").write_bytes(b"\0" * 100)
     assert_one_error_line(nerqa(capsys, *train(files, first, "--checkpoint-every", 4, "--resume")),
-                          "damaged training_state.pt")
+                          "damaged optimizer.bin")
 
 
 def test_a_diverging_run_is_one_line_naming_the_checkpoint(files, capsys, tmp_path):

@@ -14,7 +14,7 @@ from transformers import BertConfig
 from nerqa_helpers import checkpoint as checkpoints
 from nerqa_helpers.checkpoint import CheckpointError, find_checkpoint, read_checkpoint
 from nerqa_helpers.data import NER_LABELS, load_tiny
-from nerqa_helpers.extensions.balancing import GradNorm
+from nerqa_helpers.extensions.balancing import GradNorm, PCGrad
 from nerqa_helpers.inference import ModelDirectoryError, MultiTaskPipeline
 from nerqa_helpers.model import MultiTaskConfig, MultiTaskModel
 from nerqa_helpers.tasks import build_tasks
@@ -111,10 +111,8 @@ def test_resumed_run_ends_like_the_uninterrupted_one(tokenizer, tasks, reference
 
 
 def test_resume_restores_the_dropout_generator(tokenizer, tasks, reference, tmp_path, monkeypatch):
-    """The test above has teeth: without the random state the resumed run drifts."""
-    import nerqa_helpers.training as training
-
-    monkeypatch.setattr(training, "restore_rng_state", lambda state: None)
+    """The test above has teeth: without torch's random state (dropout) the resumed run drifts."""
+    monkeypatch.setattr(torch, "set_rng_state", lambda state: None)  # what load_state puts back
     model, _ = interrupted_then_resumed(tokenizer, tasks, tmp_path)
     assert not same_weights(model, reference[0])
 
@@ -128,6 +126,14 @@ def test_resume_with_a_learned_loss_balancer(tokenizer, tasks, tmp_path):
     assert same_weights(model, whole)
     assert without_time(result) == without_time(whole_result)
     assert "weight_ner" in result.history.frame("train")
+
+
+def test_pcgrad_state_round_trips_its_projection_order():
+    first, second = PCGrad(torch.nn.Linear(2, 2), seed=1), PCGrad(torch.nn.Linear(2, 2), seed=2)
+    first.conflicts.append(-0.5)
+    second.load_state_dict(first.state_dict())
+    draws = [torch.randperm(8, generator=balancer.generator).tolist() for balancer in (first, second)]
+    assert draws[0] == draws[1] and second.conflicts == [-0.5]
 
 
 def test_resume_refuses_other_settings_but_takes_a_new_learning_rate(tokenizer, tasks, tmp_path):
@@ -154,7 +160,7 @@ def test_killed_while_saving_keeps_the_previous_checkpoint(tokenizer, tasks, ref
     real_save, state_files = torch.save, []
 
     def dies_writing_the_second_checkpoint(obj, path, *args, **kwargs):
-        if Path(path).name == checkpoints.STATE_FILE:
+        if Path(path).name == checkpoints.OPTIMIZER_FILE:
             state_files.append(path)
             if len(state_files) == 2:
                 Path(path).write_bytes(b"half a file")
@@ -211,11 +217,13 @@ DAMAGE = {
     "missing weights": (lambda d: (d / "model.safetensors").unlink(), "has no weights"),
     "truncated weights": (lambda d: _truncate(d / "model.safetensors"), "model.safetensors is truncated"),
     "garbage config.json": (lambda d: (d / "config.json").write_text("{not json"), "config.json is not valid JSON"),
-    "truncated optimizer state": (lambda d: _truncate(d / "training_state.pt"), "damaged training_state.pt"),
-    "corrupt optimizer state": (lambda d: _zero_tail(d / "training_state.pt"), "training_state.pt cannot be read"),
+    "truncated optimizer state": (lambda d: _truncate(d / "optimizer.bin"), "damaged optimizer.bin"),
+    "corrupt optimizer state": (lambda d: _zero_tail(d / "optimizer.bin"),
+                                r"damaged optimizer.bin \(its bytes changed after it was written\)"),
+    "corrupt scheduler state": (lambda d: _zero_tail(d / "custom_checkpoint_0.pkl"), "damaged custom_checkpoint_0.pkl"),
     "no manifest": (lambda d: (d / "manifest.json").unlink(), "not a complete training checkpoint"),
     "garbage trainer state": (lambda d: (d / "trainer_state.json").write_text("[1, 2"), "damaged trainer_state.json"),
-    "missing random state": (lambda d: (d / "rng_state_0.pt").unlink(), "missing rng_state_0.pt"),
+    "missing random state": (lambda d: (d / "random_states_0.pkl").unlink(), "missing random_states_0.pkl"),
 }
 
 
@@ -252,7 +260,7 @@ def test_weights_of_another_model_are_refused(tokenizer, tasks, tmp_path, good_c
     model = MultiTaskModel(MultiTaskConfig(encoder_config=tiny_model(tokenizer).config.encoder_config,
                                            ner_label_names=["O", "B-PER", "I-PER"]))
     with pytest.raises(CheckpointError, match=r"weights of another model \(other shape: ner_head"):
-        checkpoints.load_model_weights(model, tmp_path / "checkpoint")
+        checkpoints.check_weights(model, tmp_path / "checkpoint")
 
 
 # -- numerical guards -------------------------------------------------------------------------

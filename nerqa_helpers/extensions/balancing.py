@@ -6,7 +6,9 @@ Every balancer plugs into ``training.train(..., balancer=...)`` through the same
 * ``combine(task_losses, step) -> loss`` — ``task_losses`` maps task → scalar loss tensor;
 * ``parameters()`` — extra learnable tensors the loop's optimiser should also update;
 * ``weights() -> {task: float}`` — the current weights, logged as ``weight_<task>``;
-  ``weight_tensors()`` gives the same without a host-device sync (the loop logs every step's).
+  ``weight_tensors()`` gives the same without a host-device sync (the loop logs every step's);
+* ``state_dict()`` / ``load_state_dict(state)`` — what a checkpoint keeps of the balancer (the
+  loop registers it with ``accelerator.register_for_checkpointing``).
 
 NER sentences and QA windows are different inputs of different lengths, so a joint step runs
 two forward passes, one per task, each on its own batch; the balancer sees the two losses
@@ -44,6 +46,13 @@ class LossBalancer:
     def weight_tensors(self) -> dict[str, float | torch.Tensor]:
         """``weights()`` as they are now; learned ones as detached 0-d tensors, read later."""
         return self.weights()
+
+    def state_dict(self) -> dict:
+        """What changes while training (nothing for fixed weights), for a checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Put back a :meth:`state_dict`."""
 
 
 class StaticWeights(LossBalancer):
@@ -157,6 +166,19 @@ class GradNorm(LossBalancer):
 
     def weight_tensors(self):
         return dict(zip(self.tasks, self.task_weights.detach().clone().unbind()))
+
+    def state_dict(self) -> dict:
+        """The weights w (K,), their Adam state and the first step's losses L_i(0) (K,) or None."""
+        return {"task_weights": self.task_weights.detach().clone(), "optimizer": self.optimizer.state_dict(),
+                "initial_losses": self.initial_losses}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Put back a :meth:`state_dict` in place (Adam keeps pointing at the same w)."""
+        with torch.no_grad():
+            self.task_weights.copy_(state["task_weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        initial = state["initial_losses"]
+        self.initial_losses = None if initial is None else initial.to(self.task_weights.device)
 
 
 def _gradient_norm(loss: torch.Tensor, parameters: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -292,6 +314,14 @@ class PCGrad(LossBalancer):
 
     def weights(self):
         return {task: float(value) for task, value in self.lambdas.items()}
+
+    def state_dict(self) -> dict:
+        """The projection-order generator and the cosines logged so far."""
+        return {"generator": self.generator.get_state(), "conflicts": list(self.conflicts)}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.generator.set_state(state["generator"])
+        self.conflicts = list(state["conflicts"])
 
 
 def _flatten(gradients: list[torch.Tensor]) -> torch.Tensor:
