@@ -7,7 +7,8 @@
 Three loops train copies of one model, from the same weights, on the same scheduled batches:
 
     project       ``nerqa_helpers.training.train``: length-grouped batches padded per batch, no
-                  host-device sync per step, fused AdamW and bf16 autocast on a GPU.
+                  host-device sync per step, fused AdamW and the precision of
+                  ``precision.precision_for`` (bf16 on an A100/H100, fp16 on a T4/V100).
     pad-to-max    what a first tutorial does: every batch padded to 128 (NER) / 384 (QA) tokens,
                   batches in a fixed order, ``loss.item()`` every step.
     bare encoder  the encoder's forward + backward alone on the project's padded batches, with
@@ -21,8 +22,9 @@ loading, one forward and one backward; the first ``warmup`` steps of every loop 
 
 Then: evaluation throughput (``evaluation.evaluate`` per task, post-processing included) and the
 latency of ``inference.MultiTaskPipeline`` for one 30-word NER sentence and one 384-token QA
-window. Data: ``$NERQA_DATA_DIR``, else ``../shared/data`` beside the repository, else the
-bundled tiny sample (the JSON says which).
+window. Data: by the project's data rule (``data.load_task_data``): ``--data-dir`` or
+``$NERQA_DATA_DIR``, else the Hugging Face hub when it answers (or is cached), else the bundled tiny
+sample; the ``tiny`` preset always uses the sample (the JSON says which data was used and why).
 """
 from __future__ import annotations
 
@@ -54,12 +56,14 @@ except ImportError:  # a checkout that was not installed
 from nerqa_helpers import data  # noqa: E402
 from nerqa_helpers.encoders import load_tokenizer  # noqa: E402
 from nerqa_helpers.model import MultiTaskModel  # noqa: E402
+from nerqa_helpers.precision import autocast_for, precision_for  # noqa: E402
+from nerqa_helpers.presets import DEFAULTS  # noqa: E402
 from nerqa_helpers.sampling import MultiTaskDataLoader, make_collators  # noqa: E402
 from nerqa_helpers.evaluation import evaluate  # noqa: E402
 from nerqa_helpers.tasks import TaskData, build_tasks  # noqa: E402
 from nerqa_helpers.training import TrainingConfig, train  # noqa: E402
 
-MAX_LENGTH = {"ner": 128, "qa": 384}
+MAX_LENGTH = {"ner": DEFAULTS.ner_max_length, "qa": DEFAULTS.qa_max_length}  # the windows every loop uses
 
 NER_SENTENCE = (
     "On Tuesday Clara Whitfield of the Northbridge Rowing Club told reporters in Glasgow "
@@ -204,43 +208,18 @@ def throughput(clock: StepClock, sizes: list[tuple[str, int, int]], warmup: int)
     return result
 
 
-def mixed_precision(device: torch.device) -> str:
-    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
-
-
-def autocast_for(device: torch.device):
-    """bf16 autocast on a GPU that has it (what the project's loop uses there), else nothing."""
-    if mixed_precision(device) == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
-
-
 # -- data -----------------------------------------------------------------------------------------
-def find_real_data(data_dir: str | None) -> Path | None:
-    """``data_dir`` (which must hold the data), else ``$NERQA_DATA_DIR``, else ``../shared/data``
-    next to the repository, else None."""
-    if data_dir is not None:
-        if not (Path(data_dir) / "conll2003" / "train.txt").is_file():
-            raise FileNotFoundError(f"{data_dir} holds no conll2003/train.txt")
-        return Path(data_dir)
-    for candidate in (os.environ.get("NERQA_DATA_DIR"), REPO.parent / "shared" / "data"):
-        if candidate and (Path(candidate) / "conll2003" / "train.txt").is_file():
-            return Path(candidate)
-    return None
-
-
 def load_benchmark_tasks(preset: BenchPreset, tokenizer, data_dir: str | None, seed: int = 0):
-    """Tokenized tasks (train pools + evaluation sets) and a line saying where the data came from.
+    """Tokenized tasks (train pools + evaluation sets) and a line saying which data was used and why.
 
-    The tiny preset uses the bundled tiny sample unless ``data_dir`` is given."""
-    directory = None if preset.tiny_data and data_dir is None else find_real_data(data_dir)
-    if directory is None:
-        ner, qa, source = data.load_tiny("ner"), data.load_tiny("qa"), f"tiny sample ({data.tiny_data_dir()})"
-    else:
-        ner, qa, source = data.load_conll(directory), data.load_squad(directory), str(directory)
-    ner = data.subset(ner, {"train": preset.ner_pool, "validation": preset.ner_eval}, seed)
-    qa = data.subset(qa, {"train": preset.qa_pool, "validation": preset.qa_eval}, seed)
-    tasks = build_tasks(tokenizer, {k: ner[k] for k in ("train", "validation")}, qa)
+    The data rule of ``data.load_task_data``; the tiny preset uses the bundled sample unless
+    ``data_dir`` is given."""
+    sizes = {"ner": {"train": preset.ner_pool, "validation": preset.ner_eval},
+             "qa": {"train": preset.qa_pool, "validation": preset.qa_eval}}
+    tiny = True if preset.tiny_data and data_dir is None else None
+    ner, qa, source = data.load_task_data(("ner", "qa"), sizes, seed, data_dir=data_dir, tiny=tiny)
+    tasks = build_tasks(tokenizer, {k: ner[k] for k in ("train", "validation")}, qa, ner_max_length=MAX_LENGTH["ner"],
+                        qa_max_length=MAX_LENGTH["qa"], doc_stride=DEFAULTS.doc_stride)
     return tasks, source
 
 
@@ -416,7 +395,8 @@ def environment(device: torch.device) -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
-        info["bf16"] = torch.cuda.is_bf16_supported()
+        info["compute_capability"] = ".".join(map(str, torch.cuda.get_device_capability(device)))
+        info["precision"] = precision_for(device)
     return info
 
 
@@ -441,7 +421,7 @@ def run_benchmark(preset: BenchPreset, device: torch.device, data_dir: str | Non
     tokenizer = load_tokenizer(encoder)
     tasks, source = load_benchmark_tasks(preset, tokenizer, data_dir, seed)
     log(f"data: {source}; preparing took {time.perf_counter() - started:.1f} s")
-    initial = MultiTaskModel.from_encoder(encoder)
+    initial = MultiTaskModel.from_encoder(encoder, **DEFAULTS.windows())
     with tempfile.TemporaryDirectory() as output_dir:
         overrides = {"cpu": device.type == "cpu"}
         if compile_model:
@@ -483,7 +463,7 @@ def run_benchmark(preset: BenchPreset, device: torch.device, data_dir: str | Non
         "preset": asdict(preset), "data": source, "encoder": str(encoder), "environment": environment(device),
         "same_batches": same, "settings": {"batch_size": config.batch_size, "seed": seed, "compile": compile_model,
                                            "eval_batch_size": config.eval_batch_size,
-                                           "mixed_precision": mixed_precision(device)},
+                                           "mixed_precision": precision_for(device)},
         "training": loops, "ratios": ratios(loops), "evaluation": evaluation, "pipeline_latency": latency,
         "load_average": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in os.getloadavg()]},
         "wall_seconds": round(time.perf_counter() - started, 1),
