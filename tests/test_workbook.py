@@ -1,4 +1,5 @@
 """The notebooks' face: settings from the environment, reuse of a saved model, the version print."""
+import dataclasses
 import json
 
 import pytest
@@ -64,7 +65,7 @@ def test_a_bad_number_names_the_variable(environment):
 
 
 def test_settings_are_frozen(environment):
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="seed"):
         workbook.settings().seed = 3
 
 
