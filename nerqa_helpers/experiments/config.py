@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from ..presets import STRATEGIES, TASKS
+from ..presets import DEFAULTS as PRESET_DEFAULTS, STRATEGIES, TASKS
 
 CACHE_ROOT = Path("runs") / "experiment-cache"
 METHOD_KEYS = {"name", "tasks", "strategy", "temperature", "balancer", "alpha", "balancer_learning_rate",
@@ -23,7 +23,7 @@ DEFAULTS = {
     "encoder": "default",
     "data": {"source": "dir", "dir": None, "ner_train": None, "qa_train": None, "ner_eval": None,
              "qa_eval": None, "seed": 0},
-    "preprocessing": {"ner_max_length": 128, "qa_max_length": 384, "doc_stride": 128},
+    "preprocessing": {name: getattr(PRESET_DEFAULTS, name) for name in ("ner_max_length", "qa_max_length", "doc_stride")},
     "training": {"steps": 100, "batch_size": 16, "learning_rate": 1e-4, "warmup_ratio": 0.1,
                  "weight_decay": 0.01, "max_grad_norm": 1.0, "eval_batch_size": 64, "log_every": 5,
                  "mixed_precision": "auto"},
@@ -110,21 +110,20 @@ def planned_steps(config: dict, method: dict, batch_counts: dict[str, int]) -> i
 
 # -- data ---------------------------------------------------------------------------------------
 def load_datasets(config: dict):
-    """NER and QA ``DatasetDict``s (train, validation) at the config's sizes; one fixed subset."""
+    """NER and QA ``DatasetDict``s (train, validation) at the config's sizes; one fixed subset.
+
+    ``data.source`` "tiny": the bundled sample; "dir": local files (``data.dir`` or ``$NERQA_DATA_DIR``),
+    loaded by ``data.load_task_data``, which prints which data it used."""
     from .. import data
 
     settings = config["data"]
-    if settings["source"] == "tiny":
-        ner, qa = data.load_tiny("ner"), data.load_tiny("qa")
-    else:
-        directory = data.find_data_dir(settings["dir"])
-        if directory is None:
-            raise ValueError("No data folder: set data.dir in the config or the NERQA_DATA_DIR variable.")
-        ner, qa = data.load_conll(directory), data.load_squad(directory)
-    ner = data.DatasetDict({split: ner[split] for split in ("train", "validation")})
-    ner_sizes = {"train": settings["ner_train"], "validation": settings["ner_eval"]}
-    qa_sizes = {"train": settings["qa_train"], "validation": settings["qa_eval"]}
-    return (data.subset(ner, ner_sizes, settings["seed"]), data.subset(qa, qa_sizes, settings["seed"]))
+    tiny = settings["source"] == "tiny"
+    if not tiny and data.find_data_dir(settings["dir"]) is None:
+        raise ValueError("No data folder: set data.dir in the config or the NERQA_DATA_DIR variable.")
+    sizes = {"ner": {"train": settings["ner_train"], "validation": settings["ner_eval"]},
+             "qa": {"train": settings["qa_train"], "validation": settings["qa_eval"]}}
+    ner, qa, _ = data.load_task_data(TASKS, sizes, settings["seed"], data_dir=settings["dir"], tiny=tiny)
+    return data.DatasetDict({split: ner[split] for split in ("train", "validation")}), qa
 
 
 def data_key(config: dict) -> str:

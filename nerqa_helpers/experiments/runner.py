@@ -29,8 +29,8 @@ def build_model(config: dict, method: dict):
 
     weights = {task: (float(method.get("task_weights", {}).get(task, 1.0)) if task in method_tasks(method) else 0.0)
                for task in TASKS}
-    return MultiTaskModel.from_encoder(config["encoder"], task_weights=weights,
-                                       shared_layers=method.get("shared_layers"), lora=method.get("lora"))
+    return MultiTaskModel.from_encoder(config["encoder"], task_weights=weights, shared_layers=method.get("shared_layers"),
+                                       lora=method.get("lora"), **config["preprocessing"])  # the windows it trains on
 
 
 def make_balancer(method: dict, model, seed: int):
@@ -109,10 +109,11 @@ def measure_latency(model, features, task: str, examples: int = 50, warmup: int 
 def _time_forward(model, features, task, examples, warmup, device) -> dict:
     import torch
 
+    from ..precision import autocast_for
+
     rows = features[: warmup + examples]
     keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in rows]
-    on_gpu = device.type == "cuda"  # bf16 as in evaluation on a GPU, float32 on a CPU
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu else torch.autocast("cpu", enabled=False)
+    autocast = autocast_for(device)  # the precision evaluation uses on this device
     model.eval()
     times, lengths = [], []
     with torch.inference_mode(), autocast:
