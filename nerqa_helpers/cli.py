@@ -113,7 +113,7 @@ def command_evaluate(args) -> dict:
     from .tasks import build_tasks
     from .training import TrainingConfig
 
-    pipeline = MultiTaskPipeline.from_pretrained(_model_dir(args.model))
+    pipeline = MultiTaskPipeline.from_pretrained(_model_dir(args.model), device="auto")  # scoring: the GPU if any
     preset = get_preset(args.preset)
     ner, qa, source = load_data(args, preset)
     ner = ner if ner is not None and args.split in ner else None

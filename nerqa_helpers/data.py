@@ -20,6 +20,12 @@ CoNLL files are ``conll2003/{train,validation,test}.txt`` (or ``conll/...``); SQ
 ``squad/`` (v2: ``squad_v2/``), see :func:`squad_files` for the order in which file names are tried.
 ``load_tiny`` reads the small sample that ships inside the package (``nerqa_helpers/tiny_data``).
 
+Which data a run uses is one rule, :func:`choose_data_source`, and every face (command line,
+notebooks, experiments, benchmark) loads through :func:`load_task_data`: ``$NERQA_TINY=1`` → the
+tiny sample; a data folder (``data_dir`` / ``$NERQA_DATA_DIR``) → local files; else the Hugging Face
+hub when it answers (kept in the usual Hugging Face datasets cache, so offline runs find it); else
+the tiny sample. Each load prints one line, ``data: <which>, because <why>``.
+
 CoNLL-2003 is distributed in IOB1 (an entity starts with ``I-`` unless it directly follows one of
 the same type). Every file is converted to IOB2 (every entity starts with ``B-``) while loading;
 IOB2 files pass through unchanged, so the scheme never has to be declared.
