@@ -20,9 +20,25 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.utils import ModelOutput
 
 from .base import NER_LABELS
+from .base import NER_LABELS
 from .encoders import resolve_encoder
+from .presets import DEFAULTS, TASKS, WINDOW_FIELDS
 
-TASKS = ("ner", "qa")
+
+class EncoderAdapter(NamedTuple):
+    """How an extension wraps the encoder, for a config field it owns (``lora``: extensions.lora).
+
+    attach(model, settings): wrap ``model.encoder`` (end of ``__init__``, so ``from_pretrained``
+    rebuilds the same structure before the weights load); after_load(model): fix up what loading
+    undid (e.g. re-freeze the encoder).
+    """
+
+    attach: Callable
+    after_load: Callable
+
+
+ENCODER_ADAPTERS: dict[str, EncoderAdapter] = {}
+"""Config field → :class:`EncoderAdapter`; an extension registers itself here when imported."""
 
 
 class EncoderAdapter(NamedTuple):
@@ -77,8 +93,6 @@ class MultiTaskConfig(PretrainedConfig):
         version_2_with_negative: bool = False,
         **kwargs,
     ):
-        from .presets import DEFAULTS, TASKS
-
         self.encoder_config = encoder_config or {}
         self.task_weights = dict(task_weights or {task: 1.0 for task in TASKS})
         self.head_dropout = head_dropout
@@ -107,8 +121,6 @@ class MultiTaskConfig(PretrainedConfig):
 
     def windows(self) -> dict[str, int]:
         """``{"ner_max_length", "ner_stride", "qa_max_length", "doc_stride"}``: the windows it was trained with."""
-        from .presets import WINDOW_FIELDS
-
         return {name: getattr(self, name) for name in WINDOW_FIELDS}
 
     @property

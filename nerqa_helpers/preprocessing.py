@@ -18,11 +18,12 @@ from typing import Sequence
 from datasets import DatasetDict
 
 from .base import NER_LABELS
+from .presets import DEFAULTS
 
 # -- NER ----------------------------------------------------------------------------------------
 
 
-def prepare_ner_features(examples, tokenizer, max_length: int = 128, stride: int = 32,
+def prepare_ner_features(examples, tokenizer, max_length: int = DEFAULTS.ner_max_length, stride: int = DEFAULTS.ner_stride,
                          label_all_subwords: bool = False, label_names: Sequence[str] | None = None,
                          indices: Sequence[int] | None = None) -> dict:
     """Batched ``datasets.map`` function: words → sub-word windows with aligned labels.
@@ -158,7 +159,8 @@ def char_span_to_token_span(offsets, sequence_ids, context_id: int, start_char: 
     return (start, end) if start <= end else None
 
 
-def prepare_qa_train_features(examples, tokenizer, max_length: int = 384, doc_stride: int = 128) -> dict:
+def prepare_qa_train_features(examples, tokenizer, max_length: int = DEFAULTS.qa_max_length,
+                              doc_stride: int = DEFAULTS.doc_stride) -> dict:
     """Batched ``datasets.map`` function: SQuAD examples → training windows.
 
     examples: {"question", "context", "answers": {"text": [...], "answer_start": [...]}} (B each).
@@ -184,7 +186,8 @@ def prepare_qa_train_features(examples, tokenizer, max_length: int = 384, doc_st
     return {**encodings, "start_positions": starts, "end_positions": ends}
 
 
-def prepare_qa_eval_features(examples, tokenizer, max_length: int = 384, doc_stride: int = 128) -> dict:
+def prepare_qa_eval_features(examples, tokenizer, max_length: int = DEFAULTS.qa_max_length,
+                             doc_stride: int = DEFAULTS.doc_stride) -> dict:
     """Batched ``datasets.map`` function: SQuAD examples → evaluation windows.
 
     Returns F >= B windows: ``input_ids``, ``attention_mask``, ``token_type_ids`` (T,),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .preprocessing import tokenize_ner, tokenize_qa
+from .presets import DEFAULTS
 
 
 @dataclass
@@ -27,20 +28,24 @@ class TaskData:
     version_2: bool = False
 
 
-def build_tasks(tokenizer, ner=None, qa=None, eval_split: str = "validation", ner_max_length: int = 128,
-                qa_max_length: int = 384, doc_stride: int = 128, version_2: bool = False) -> dict[str, TaskData]:
+def build_tasks(tokenizer, ner=None, qa=None, eval_split: str = "validation",
+                ner_max_length: int = DEFAULTS.ner_max_length, ner_stride: int = DEFAULTS.ner_stride,
+                qa_max_length: int = DEFAULTS.qa_max_length, doc_stride: int = DEFAULTS.doc_stride,
+                version_2: bool = False) -> dict[str, TaskData]:
     """Tokenize each task's ``DatasetDict`` once: train features, evaluation features, references.
 
     ``ner``: CoNLL-style DatasetDict (``tokens``, ``ner_tags``); ``qa``: SQuAD-style DatasetDict.
-    Either may be ``None`` (single-task runs).
+    Either may be ``None`` (single-task runs). The window sizes are those of
+    ``MultiTaskConfig.windows()``: ``build_tasks(tokenizer, ner, qa, **model.config.windows())``.
     """
     tasks: dict[str, TaskData] = {}
     if ner is not None:
         evaluation = ner[eval_split] if eval_split in ner else None
         names = (ner["train"] if "train" in ner else evaluation).features["ner_tags"].feature.names
+        settings = {"max_length": ner_max_length, "stride": ner_stride}
         tasks["ner"] = TaskData(
-            train_features=tokenize_ner(ner["train"], tokenizer, max_length=ner_max_length) if "train" in ner else None,
-            eval_features=tokenize_ner(evaluation, tokenizer, max_length=ner_max_length) if evaluation is not None else None,
+            train_features=tokenize_ner(ner["train"], tokenizer, **settings) if "train" in ner else None,
+            eval_features=tokenize_ner(evaluation, tokenizer, **settings) if evaluation is not None else None,
             references=[[names[tag] for tag in tags] for tags in evaluation["ner_tags"]] if evaluation is not None else None,
         )
     if qa is not None:

@@ -25,8 +25,7 @@ import torch
 from torch import nn
 
 from ..model import encoder_layers
-
-TASKS = ("ner", "qa")
+from ..presets import TASKS
 
 
 class LossBalancer:
@@ -326,4 +325,3 @@ class PCGrad(LossBalancer):
 
 def _flatten(gradients: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([gradient.float().reshape(-1) for gradient in gradients]) if gradients else torch.zeros(0)
-

@@ -21,8 +21,7 @@ from peft import LoraConfig, PeftModel
 from torch import nn
 
 from ..model import ENCODER_ADAPTERS, EncoderAdapter
-
-TASKS = ("ner", "qa")
+from ..presets import TASKS
 DEFAULT_SETTINGS = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value"]}
 
 
