@@ -1,4 +1,4 @@
-"""Shared fixtures: the bundled tokenizer and a small model, loaded once per session."""
+"""Shared fixtures: the bundled tokenizer, a small model, and a tiny random BERT for fast runs."""
 import os
 
 import pytest
@@ -6,6 +6,29 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+"""A random BERT small enough that a training step takes milliseconds on one CPU thread."""
+
+
+def tiny_bert_config(vocab_size: int):
+    """The :data:`TINY_BERT` encoder as a ``BertConfig`` (also for scripts outside pytest)."""
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=vocab_size, **TINY_BERT)
+
+
+def make_tiny_model(vocab_size: int, seed: int = 0, **config):
+    """A ``MultiTaskModel`` on the tiny BERT with the CoNLL labels; ``seed`` fixes its random
+    weights, ``config`` holds other ``MultiTaskConfig`` fields (``shared_layers``, ``lora``...)."""
+    import torch
+
+    from nerqa_helpers.data import NER_LABELS
+    from nerqa_helpers.model import MultiTaskConfig, MultiTaskModel
+
+    torch.manual_seed(seed)  # the weights a run starts from are part of what the seed fixes
+    config.setdefault("ner_label_names", NER_LABELS)
+    return MultiTaskModel(MultiTaskConfig(encoder_config=tiny_bert_config(vocab_size).to_dict(), **config))
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +43,15 @@ def model():
     from nerqa_helpers.model import MultiTaskModel
 
     return MultiTaskModel.from_encoder("default")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tokenizer):
+    """The tiny BERT's ``BertConfig`` with the bundled tokenizer's vocabulary."""
+    return tiny_bert_config(tokenizer.vocab_size)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tokenizer):
+    """A factory: ``tiny_model(seed=0, **config_fields)`` gives a fresh tiny ``MultiTaskModel``."""
+    return lambda seed=0, **config: make_tiny_model(tokenizer.vocab_size, seed, **config)

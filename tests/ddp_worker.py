@@ -4,20 +4,17 @@ import json
 import sys
 
 import torch
-from transformers import BertConfig
 
-from nerqa_helpers.data import NER_LABELS, load_tiny
+from nerqa_helpers.data import load_tiny
 from nerqa_helpers.encoders import load_tokenizer
-from nerqa_helpers.model import MultiTaskConfig, MultiTaskModel
 from nerqa_helpers.tasks import build_tasks
 from nerqa_helpers.training import TrainingConfig, train
 
+from conftest import make_tiny_model  # the tests' tiny BERT, in the conftest.py beside this file
+
 out = sys.argv[1]
-torch.manual_seed(0)
 tokenizer = load_tokenizer()
-encoder = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                     vocab_size=tokenizer.vocab_size)
-model = MultiTaskModel(MultiTaskConfig(encoder_config=encoder.to_dict(), ner_label_names=NER_LABELS))
+model = make_tiny_model(tokenizer.vocab_size, seed=0)
 tasks = build_tasks(tokenizer, load_tiny("ner"), load_tiny("qa"), qa_max_length=128, doc_stride=48)
 config = TrainingConfig(output_dir=f"{out}/run", max_steps=6, batch_size=4, cpu=True, progress=False,
                         learning_rate=1e-3, save_best=False)

@@ -14,26 +14,18 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertModel
 
 from nerqa_helpers.cli import EXAMPLE_CONTEXT, main
 from nerqa_helpers.data import NER_LABELS, read_conll, tiny_data_dir
-from nerqa_helpers.model import MultiTaskConfig, MultiTaskModel
 from nerqa_helpers.training import save_model
 
 WORDS = ("Marisol Quenby flew from Vantorsk to the Glimmerfold Cooperative on Tuesday , and "
          "Tobiah Pellamy met engineers of Brackenquay Syndicate near Quillithorpe .").split()
 
 
-def tiny_encoder_config(tokenizer) -> BertConfig:
-    return BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                      vocab_size=tokenizer.vocab_size)
-
-
-def save_tiny_model(tokenizer, folder: Path, label_names=NER_LABELS) -> Path:
-    torch.manual_seed(0)
-    config = MultiTaskConfig(encoder_config=tiny_encoder_config(tokenizer).to_dict(), ner_label_names=label_names)
-    model = MultiTaskModel(config)
+def save_tiny_model(tiny_model, tokenizer, folder: Path, label_names=NER_LABELS) -> Path:
+    model = tiny_model(seed=0, ner_label_names=label_names)
     with torch.no_grad():  # decisive random heads, so predictions contain entities
         model.ner_head.weight.normal_(0, 2.0)
     return save_model(model, tokenizer, folder)
@@ -46,7 +38,7 @@ def write(path: Path, content) -> str:
 
 
 @pytest.fixture(scope="module")
-def files(tokenizer, tmp_path_factory):
+def files(tiny_model, tiny_bert, tokenizer, tmp_path_factory):
     """Models, encoders and data files, good and spoiled, shared by the cases below."""
     root = tmp_path_factory.mktemp("cli")
     conll = (tiny_data_dir() / "conll" / "validation.txt").read_text(encoding="utf-8")
@@ -54,23 +46,23 @@ def files(tokenizer, tmp_path_factory):
     squad = json.loads(squad_text)
     squad["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] += 3
     first_tag = conll.index(" I-ORG\n")
-    model = save_tiny_model(tokenizer, root / "run" / "best")
+    model = save_tiny_model(tiny_model, tokenizer, root / "run" / "best")
     torch.manual_seed(0)
     encoder = root / "encoder"
-    BertModel(tiny_encoder_config(tokenizer), add_pooling_layer=False).save_pretrained(encoder)
+    BertModel(tiny_bert, add_pooling_layer=False).save_pretrained(encoder)
     tokenizer.save_pretrained(encoder)
     spoiled = {}
     for name, spoil in {"garbage_config": lambda d: (d / "config.json").write_text("{oops"),
                         "truncated_weights": lambda d: (d / "model.safetensors").write_bytes(
                             (d / "model.safetensors").read_bytes()[:5000]),
                         "no_weights": lambda d: (d / "model.safetensors").unlink()}.items():
-        spoiled[name] = save_tiny_model(tokenizer, root / name)
+        spoiled[name] = save_tiny_model(tiny_model, tokenizer, root / name)
         spoil(spoiled[name])
     long_words = [WORDS[index % len(WORDS)] for index in range(20_000)]
     (root / "empty_dir").mkdir()
     return SimpleNamespace(
         root=root, model=str(model), run=str(model.parent), encoder=str(encoder),
-        per_model=str(save_tiny_model(tokenizer, root / "per_model", ["O", "B-PER", "I-PER"])),
+        per_model=str(save_tiny_model(tiny_model, tokenizer, root / "per_model", ["O", "B-PER", "I-PER"])),
         **{name: str(folder) for name, folder in spoiled.items()},
         empty_dir=str(root / "empty_dir"), missing=str(root / "missing.txt"), a_file=write(root / "a_file.txt", "x"),
         conll=write(root / "conll.txt", conll),

@@ -2,23 +2,15 @@
 import pytest
 import torch
 from torch import nn
-from transformers import BertConfig
 
 from nerqa_helpers.data import NER_LABELS
 from nerqa_helpers.extensions import (
     GradientConflictProbe, GradNorm, PCGrad, StaticWeights, UncertaintyWeighting, last_shared_parameters,
     trainable_parameters,
 )
-from nerqa_helpers.model import MultiTaskConfig, MultiTaskModel
+from nerqa_helpers.model import MultiTaskModel
 
-TINY_BERT = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                       vocab_size=100).to_dict()
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0}
-
-
-def tiny_model(seed=0, **config):
-    torch.manual_seed(seed)
-    return MultiTaskModel(MultiTaskConfig(encoder_config=TINY_BERT, ner_label_names=NER_LABELS, **config))
 
 
 def tiny_batches(seed=0, size=4, length=12):
@@ -114,7 +106,7 @@ def test_gradnorm_trains_on_the_weights_before_its_update_and_leaves_grads_alone
     assert balancer.weights() != {"a": 1.0, "b": 1.0}
 
 
-def test_gradnorm_on_the_multitask_model_under_bf16_autocast():
+def test_gradnorm_on_the_multitask_model_under_bf16_autocast(tiny_model):
     model = tiny_model()
     balancer = GradNorm(["ner", "qa"], shared=model)
     batches = tiny_batches()
@@ -127,7 +119,7 @@ def test_gradnorm_on_the_multitask_model_under_bf16_autocast():
     assert sum(weights.values()) == pytest.approx(2.0, abs=1e-5) and weights["ner"] != 1.0
 
 
-def test_gradnorm_uses_the_last_shared_layer():
+def test_gradnorm_uses_the_last_shared_layer(tiny_model):
     hard = tiny_model()
     assert last_shared_parameters(hard)[0] is hard.encoder.encoder.layer[1].attention.self.query.weight
     soft = tiny_model(shared_layers=1)
@@ -203,7 +195,7 @@ def perturb_adapters(model, seed=1):
 
 
 @pytest.mark.parametrize("method", ["hard", "soft", "soft0", "lora", "lora+soft"])
-def test_every_method_saves_and_reloads_to_equal_outputs(method, tmp_path):
+def test_every_method_saves_and_reloads_to_equal_outputs(tiny_model, method, tmp_path):
     settings = {"hard": {}, "soft": {"shared_layers": 1}, "soft0": {"shared_layers": 0}, "lora": {"lora": LORA},
                 "lora+soft": {"lora": LORA, "shared_layers": 1}}[method]
     model = tiny_model(**settings)
@@ -224,14 +216,14 @@ def test_every_method_saves_and_reloads_to_equal_outputs(method, tmp_path):
         assert trainable_parameters(loaded) == trainable_parameters(model)
 
 
-def test_soft_sharing_all_layers_is_hard_sharing_and_zero_shares_only_embeddings():
+def test_soft_sharing_all_layers_is_hard_sharing_and_zero_shares_only_embeddings(tiny_model):
     hard, full, none = tiny_model(), tiny_model(shared_layers=2), tiny_model(shared_layers=0)
     assert [n for n, _ in full.named_parameters()] == [n for n, _ in hard.named_parameters()]
     assert not any(".layer." in name for name, _ in none.encoder.named_parameters())
     assert len(none.task_layers["ner"]) == len(none.task_layers["qa"]) == 2
 
 
-def test_lora_freezes_the_encoder_and_keeps_both_adapters_trainable():
+def test_lora_freezes_the_encoder_and_keeps_both_adapters_trainable(tiny_model):
     model = tiny_model(lora=LORA)
     batch = tiny_batches()["qa"]
     model(**batch, task="qa")  # peft's own switch would now freeze the NER adapter
@@ -244,7 +236,7 @@ def test_lora_freezes_the_encoder_and_keeps_both_adapters_trainable():
 
 
 @pytest.mark.parametrize("task", ["ner", "qa"])
-def test_a_lora_step_changes_only_that_tasks_adapter_and_head(task):
+def test_a_lora_step_changes_only_that_tasks_adapter_and_head(tiny_model, task):
     model = tiny_model(lora=LORA)
     perturb_adapters(model)
     other = "qa" if task == "ner" else "ner"
@@ -268,7 +260,7 @@ def test_lora_counts_on_the_bundled_encoder_follow_the_formula():
 
 
 # -- gradient-conflict probe ---------------------------------------------------------------------
-def test_probe_does_not_change_training_and_gives_cosines_per_layer():
+def test_probe_does_not_change_training_and_gives_cosines_per_layer(tiny_model):
     batches = tiny_batches()
     schedule = alternating(tiny_batches(seed=1), 5)
     model = tiny_model()
@@ -287,7 +279,7 @@ def test_probe_does_not_change_training_and_gives_cosines_per_layer():
     assert probe.summary().shape == (4, 2)
 
 
-def test_probe_cosine_matches_a_hand_computed_one_and_sees_only_shared_layers():
+def test_probe_cosine_matches_a_hand_computed_one_and_sees_only_shared_layers(tiny_model):
     batches = tiny_batches()
     model = tiny_model()
     probe = GradientConflictProbe(model, batches, every=1)
@@ -307,7 +299,7 @@ def test_probe_cosine_matches_a_hand_computed_one_and_sees_only_shared_layers():
         GradientConflictProbe(tiny_model(lora=LORA), batches)
 
 
-def test_balancer_and_probe_plug_into_the_training_loop(tokenizer, tmp_path):
+def test_balancer_and_probe_plug_into_the_training_loop(tiny_model, tokenizer, tmp_path):
     training = pytest.importorskip("nerqa_helpers.training")
     import datasets
 

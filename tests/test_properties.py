@@ -11,12 +11,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from transformers import BertConfig
 
 from nerqa_helpers.data import NER_LABELS
 from nerqa_helpers.inference import MultiTaskPipeline
 from nerqa_helpers.metrics import exact_match, squad_scores, token_f1
-from nerqa_helpers.model import MultiTaskConfig, MultiTaskModel
 from nerqa_helpers.postprocessing import ner_logits_to_tags, postprocess_qa_predictions
 from nerqa_helpers.preprocessing import prepare_ner_features, prepare_qa_eval_features
 
@@ -129,11 +127,8 @@ def test_post_processing_returns_slices_of_the_context_made_of_its_tokens(
 
 # -- the pipeline on any text -----------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_pipeline(tokenizer):
-    torch.manual_seed(0)
-    encoder = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                         vocab_size=tokenizer.vocab_size)
-    model = MultiTaskModel(MultiTaskConfig(encoder_config=encoder.to_dict(), ner_label_names=NER_LABELS))
+def tiny_pipeline(tiny_model, tokenizer):
+    model = tiny_model(seed=0)
     with torch.no_grad():  # decisive random heads: many entities, sharp spans
         model.ner_head.weight.normal_(0, 2.0)
         model.qa_head.weight.normal_(0, 2.0)

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig
 
 from nerqa_helpers import checkpoint as checkpoints
 from nerqa_helpers.checkpoint import CheckpointError, find_checkpoint, read_checkpoint
-from nerqa_helpers.data import NER_LABELS, load_tiny
+from nerqa_helpers.data import load_tiny
 from nerqa_helpers.extensions.balancing import GradNorm, PCGrad
 from nerqa_helpers.inference import ModelDirectoryError, MultiTaskPipeline
-from nerqa_helpers.model import MultiTaskConfig, MultiTaskModel
+from nerqa_helpers.model import MultiTaskModel
 from nerqa_helpers.tasks import build_tasks
 from nerqa_helpers.training import TrainingConfig, TrainingDiverged, train
 
@@ -39,13 +38,6 @@ def tasks(tokenizer):
     return build_tasks(tokenizer, load_tiny("ner"), load_tiny("qa"), qa_max_length=128, doc_stride=32)
 
 
-def tiny_model(tokenizer, seed: int = 0) -> MultiTaskModel:
-    torch.manual_seed(seed)  # the weights a run starts from are part of what the seed fixes
-    encoder = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                         vocab_size=tokenizer.vocab_size)
-    return MultiTaskModel(MultiTaskConfig(encoder_config=encoder.to_dict(), ner_label_names=NER_LABELS))
-
-
 def settings(output_dir, **changes) -> TrainingConfig:
     values = dict(output_dir=str(output_dir), max_steps=STEPS, batch_size=8, learning_rate=1e-3, log_every=3,
                   eval_every=EVAL_EVERY, checkpoint_every=CHECKPOINT_EVERY, progress=False, deterministic=True)
@@ -59,19 +51,19 @@ def stop_at(step_to_stop: int):
     return hook
 
 
-def run(tokenizer, tasks, output_dir, hook=None, resume_from=None, balancer=None, **changes):
-    model = tiny_model(tokenizer)
+def run(tiny_model, tokenizer, tasks, output_dir, hook=None, resume_from=None, balancer=None, **changes):
+    model = tiny_model()
     made = balancer(model) if balancer else None
     result = train(model, tokenizer, tasks, settings(output_dir, **changes), step_hook=hook, balancer=made,
                    resume_from=resume_from)
     return model, result
 
 
-def interrupted_then_resumed(tokenizer, tasks, output_dir, balancer=None, **changes):
+def interrupted_then_resumed(tiny_model, tokenizer, tasks, output_dir, balancer=None, **changes):
     with pytest.raises(Interrupted):
-        run(tokenizer, tasks, output_dir, hook=stop_at(STOP_AT), balancer=balancer, **changes)
+        run(tiny_model, tokenizer, tasks, output_dir, hook=stop_at(STOP_AT), balancer=balancer, **changes)
     assert read_checkpoint(output_dir).step == settings(output_dir, **changes).checkpoint_every
-    return run(tokenizer, tasks, output_dir, resume_from=True, balancer=balancer, **changes)
+    return run(tiny_model, tokenizer, tasks, output_dir, resume_from=True, balancer=balancer, **changes)
 
 
 def same_weights(first, second) -> bool:
@@ -86,14 +78,14 @@ def without_time(result) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def reference(tokenizer, tasks, tmp_path_factory):
+def reference(tiny_model, tokenizer, tasks, tmp_path_factory):
     """The uninterrupted run everything is compared with."""
-    return run(tokenizer, tasks, tmp_path_factory.mktemp("reference"))
+    return run(tiny_model, tokenizer, tasks, tmp_path_factory.mktemp("reference"))
 
 
 # -- resume and determinism -------------------------------------------------------------------
-def test_same_seed_gives_identical_metrics_and_weights(tokenizer, tasks, reference, tmp_path):
-    model, result = run(tokenizer, tasks, tmp_path)
+def test_same_seed_gives_identical_metrics_and_weights(tiny_model, tokenizer, tasks, reference, tmp_path):
+    model, result = run(tiny_model, tokenizer, tasks, tmp_path)
     assert same_weights(model, reference[0])
     assert without_time(result) == without_time(reference[1])
     assert result.metrics["ner_f1"] == reference[1].metrics["ner_f1"]
@@ -101,28 +93,28 @@ def test_same_seed_gives_identical_metrics_and_weights(tokenizer, tasks, referen
 
 @pytest.mark.parametrize("changes", [{}, {"strategy": "temperature", "gradient_accumulation_steps": 2,
                                          "checkpoint_every": 4}])
-def test_resumed_run_ends_like_the_uninterrupted_one(tokenizer, tasks, reference, tmp_path, changes):
-    expected = reference if not changes else run(tokenizer, tasks, tmp_path / "whole", **changes)
-    model, result = interrupted_then_resumed(tokenizer, tasks, tmp_path / "cut", **changes)
+def test_resumed_run_ends_like_the_uninterrupted_one(tiny_model, tokenizer, tasks, reference, tmp_path, changes):
+    expected = reference if not changes else run(tiny_model, tokenizer, tasks, tmp_path / "whole", **changes)
+    model, result = interrupted_then_resumed(tiny_model, tokenizer, tasks, tmp_path / "cut", **changes)
     assert same_weights(model, expected[0])
     assert without_time(result) == without_time(expected[1])
     saved = json.loads((tmp_path / "cut" / "metrics.json").read_text())
     assert saved["steps"] == STEPS and saved["task_mix"] == expected[1].metrics["task_mix"]
 
 
-def test_resume_restores_the_dropout_generator(tokenizer, tasks, reference, tmp_path, monkeypatch):
+def test_resume_restores_the_dropout_generator(tiny_model, tokenizer, tasks, reference, tmp_path, monkeypatch):
     """The test above has teeth: without torch's random state (dropout) the resumed run drifts."""
     monkeypatch.setattr(torch, "set_rng_state", lambda state: None)  # what load_state puts back
-    model, _ = interrupted_then_resumed(tokenizer, tasks, tmp_path)
+    model, _ = interrupted_then_resumed(tiny_model, tokenizer, tasks, tmp_path)
     assert not same_weights(model, reference[0])
 
 
-def test_resume_with_a_learned_loss_balancer(tokenizer, tasks, tmp_path):
+def test_resume_with_a_learned_loss_balancer(tiny_model, tokenizer, tasks, tmp_path):
     def gradnorm(model):
         return GradNorm(["ner", "qa"], shared=model, alpha=1.5, lr=0.05)
 
-    whole, whole_result = run(tokenizer, tasks, tmp_path / "whole", balancer=gradnorm)
-    model, result = interrupted_then_resumed(tokenizer, tasks, tmp_path / "cut", balancer=gradnorm)
+    whole, whole_result = run(tiny_model, tokenizer, tasks, tmp_path / "whole", balancer=gradnorm)
+    model, result = interrupted_then_resumed(tiny_model, tokenizer, tasks, tmp_path / "cut", balancer=gradnorm)
     assert same_weights(model, whole)
     assert without_time(result) == without_time(whole_result)
     assert "weight_ner" in result.history.frame("train")
@@ -136,27 +128,28 @@ def test_pcgrad_state_round_trips_its_projection_order():
     assert draws[0] == draws[1] and second.conflicts == [-0.5]
 
 
-def test_resume_refuses_other_settings_but_takes_a_new_learning_rate(tokenizer, tasks, tmp_path):
+def test_resume_refuses_other_settings_but_takes_a_new_learning_rate(tiny_model, tokenizer, tasks, tmp_path):
     with pytest.raises(Interrupted):
-        run(tokenizer, tasks, tmp_path, hook=stop_at(STOP_AT))
+        run(tiny_model, tokenizer, tasks, tmp_path, hook=stop_at(STOP_AT))
     with pytest.raises(CheckpointError, match=r"other settings \(batch_size=8 there, 4 now\)"):
-        run(tokenizer, tasks, tmp_path, resume_from=True, batch_size=4)
-    _, result = run(tokenizer, tasks, tmp_path, resume_from=True, learning_rate=5e-4)
+        run(tiny_model, tokenizer, tasks, tmp_path, resume_from=True, batch_size=4)
+    _, result = run(tiny_model, tokenizer, tasks, tmp_path, resume_from=True, learning_rate=5e-4)
     steps = result.history.frame("train")
     assert steps.step.max() == STEPS and result.metrics["steps"] == STEPS
     reference_lr = settings(tmp_path).learning_rate
     assert steps[steps.step > CHECKPOINT_EVERY].lr.max() <= 0.5 * reference_lr + 1e-12
 
 
-def test_resume_without_a_checkpoint_is_a_clear_error(tokenizer, tasks, tmp_path):
+def test_resume_without_a_checkpoint_is_a_clear_error(tiny_model, tokenizer, tasks, tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
-        run(tokenizer, tasks, tmp_path / "never-ran", resume_from=True)
+        run(tiny_model, tokenizer, tasks, tmp_path / "never-ran", resume_from=True)
     with pytest.raises(CheckpointError, match="no checkpoint/ folder"):
-        run(tokenizer, tasks, tmp_path, resume_from=True)
+        run(tiny_model, tokenizer, tasks, tmp_path, resume_from=True)
 
 
 # -- crash-safe writing -----------------------------------------------------------------------
-def test_killed_while_saving_keeps_the_previous_checkpoint(tokenizer, tasks, reference, tmp_path, monkeypatch):
+def test_killed_while_saving_keeps_the_previous_checkpoint(tiny_model, tokenizer, tasks, reference, tmp_path,
+                                                           monkeypatch):
     real_save, state_files = torch.save, []
 
     def dies_writing_the_second_checkpoint(obj, path, *args, **kwargs):
@@ -169,21 +162,21 @@ def test_killed_while_saving_keeps_the_previous_checkpoint(tokenizer, tasks, ref
 
     monkeypatch.setattr(checkpoints.torch, "save", dies_writing_the_second_checkpoint)
     with pytest.raises(Interrupted):
-        run(tokenizer, tasks, tmp_path)  # dies writing the checkpoint of step 10
+        run(tiny_model, tokenizer, tasks, tmp_path)  # dies writing the checkpoint of step 10
     monkeypatch.setattr(checkpoints.torch, "save", real_save)
     assert (tmp_path / ".checkpoint.tmp").is_dir()  # the half-written one, never looked at
     assert read_checkpoint(tmp_path).step == CHECKPOINT_EVERY
-    model, result = run(tokenizer, tasks, tmp_path, resume_from=True)
+    model, result = run(tiny_model, tokenizer, tasks, tmp_path, resume_from=True)
     assert same_weights(model, reference[0]) and without_time(result) == without_time(reference[1])
     assert not (tmp_path / ".checkpoint.tmp").exists()
 
 
-def test_killed_between_the_two_renames_resumes_from_previous(tokenizer, tasks, reference, tmp_path):
+def test_killed_between_the_two_renames_resumes_from_previous(tiny_model, tokenizer, tasks, reference, tmp_path):
     with pytest.raises(Interrupted):
-        run(tokenizer, tasks, tmp_path, hook=stop_at(STOP_AT))
+        run(tiny_model, tokenizer, tasks, tmp_path, hook=stop_at(STOP_AT))
     (tmp_path / "checkpoint").rename(tmp_path / "checkpoint.previous")  # the moment between them
     assert find_checkpoint(tmp_path) == tmp_path / "checkpoint.previous"
-    model, result = run(tokenizer, tasks, tmp_path, resume_from=True)
+    model, result = run(tiny_model, tokenizer, tasks, tmp_path, resume_from=True)
     assert same_weights(model, reference[0]) and without_time(result) == without_time(reference[1])
 
 
@@ -196,10 +189,10 @@ def test_a_broken_checkpoint_falls_back_to_the_previous_one(tmp_path, good_check
 
 
 @pytest.fixture(scope="module")
-def good_checkpoint(tokenizer, tasks, tmp_path_factory):
+def good_checkpoint(tiny_model, tokenizer, tasks, tmp_path_factory):
     folder = tmp_path_factory.mktemp("good")
     with pytest.raises(Interrupted):
-        run(tokenizer, tasks, folder, hook=stop_at(STOP_AT))
+        run(tiny_model, tokenizer, tasks, folder, hook=stop_at(STOP_AT))
     return folder / "checkpoint"
 
 
@@ -228,13 +221,14 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
-def test_a_damaged_checkpoint_names_the_folder_and_the_problem(tokenizer, tasks, tmp_path, good_checkpoint, damage):
+def test_a_damaged_checkpoint_names_the_folder_and_the_problem(tiny_model, tokenizer, tasks, tmp_path, good_checkpoint,
+                                                               damage):
     folder = tmp_path / "checkpoint"
     shutil.copytree(good_checkpoint, folder)
     spoil, problem = DAMAGE[damage]
     spoil(folder)
     with pytest.raises(CheckpointError, match=problem) as caught:
-        run(tokenizer, tasks, tmp_path, resume_from=True)
+        run(tiny_model, tokenizer, tasks, tmp_path, resume_from=True)
     assert str(folder) in str(caught.value)
 
 
@@ -255,10 +249,9 @@ def test_a_checkpoint_is_a_loadable_model_folder(good_checkpoint):
     assert isinstance(pipeline.ner("Marisol Quenby lives in Vantorsk ."), list)
 
 
-def test_weights_of_another_model_are_refused(tokenizer, tasks, tmp_path, good_checkpoint):
+def test_weights_of_another_model_are_refused(tiny_model, tokenizer, tasks, tmp_path, good_checkpoint):
     shutil.copytree(good_checkpoint, tmp_path / "checkpoint")
-    model = MultiTaskModel(MultiTaskConfig(encoder_config=tiny_model(tokenizer).config.encoder_config,
-                                           ner_label_names=["O", "B-PER", "I-PER"]))
+    model = tiny_model(ner_label_names=["O", "B-PER", "I-PER"])
     with pytest.raises(CheckpointError, match=r"weights of another model \(other shape: ner_head"):
         checkpoints.check_weights(model, tmp_path / "checkpoint")
 
@@ -278,9 +271,10 @@ def poison_at(step_to_poison: int):
     (10, r"Weights became NaN or infinite by step 10 \(encoder.embeddings.word_embeddings.weight"),
 ])
 def test_a_diverging_run_stops_naming_step_task_batch_and_keeps_checkpoints(
-        tokenizer, tasks, reference, tmp_path, poisoned, message):
+        tiny_model, tokenizer, tasks, reference, tmp_path, poisoned, message):
     with pytest.raises(TrainingDiverged, match=message) as caught:
-        run(tokenizer, tasks, tmp_path, hook=poison_at(poisoned), log_every=1, checkpoint_every=CHECKPOINT_EVERY)
+        run(tiny_model, tokenizer, tasks, tmp_path, hook=poison_at(poisoned), log_every=1,
+            checkpoint_every=CHECKPOINT_EVERY)
     if "Loss" in message:
         task = reference[1].history.frame("train").set_index("step").task[poisoned + 1]
         assert f"on task {task!r}" in str(caught.value)
@@ -291,7 +285,7 @@ def test_a_diverging_run_stops_naming_step_task_batch_and_keeps_checkpoints(
         assert checkpoints.nonfinite_parameters(model) == []
 
 
-def test_a_huge_learning_rate_is_caught_before_anything_is_saved(tokenizer, tasks, tmp_path):
+def test_a_huge_learning_rate_is_caught_before_anything_is_saved(tiny_model, tokenizer, tasks, tmp_path):
     with pytest.raises(TrainingDiverged, match=r"Loss became nan at step \d+ on task"):
-        run(tokenizer, tasks, tmp_path, learning_rate=1e30, warmup_ratio=0.0, log_every=1)
+        run(tiny_model, tokenizer, tasks, tmp_path, learning_rate=1e30, warmup_ratio=0.0, log_every=1)
     assert not (tmp_path / "best").exists() and not (tmp_path / "checkpoint").exists()
