@@ -20,25 +20,8 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.utils import ModelOutput
 
 from .base import NER_LABELS
-from .base import NER_LABELS
 from .encoders import resolve_encoder
 from .presets import DEFAULTS, TASKS, WINDOW_FIELDS
-
-
-class EncoderAdapter(NamedTuple):
-    """How an extension wraps the encoder, for a config field it owns (``lora``: extensions.lora).
-
-    attach(model, settings): wrap ``model.encoder`` (end of ``__init__``, so ``from_pretrained``
-    rebuilds the same structure before the weights load); after_load(model): fix up what loading
-    undid (e.g. re-freeze the encoder).
-    """
-
-    attach: Callable
-    after_load: Callable
-
-
-ENCODER_ADAPTERS: dict[str, EncoderAdapter] = {}
-"""Config field → :class:`EncoderAdapter`; an extension registers itself here when imported."""
 
 
 class EncoderAdapter(NamedTuple):

@@ -325,3 +325,4 @@ class PCGrad(LossBalancer):
 
 def _flatten(gradients: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([gradient.float().reshape(-1) for gradient in gradients]) if gradients else torch.zeros(0)
+
