@@ -218,8 +218,7 @@ def load_benchmark_tasks(preset: BenchPreset, tokenizer, data_dir: str | None, s
              "qa": {"train": preset.qa_pool, "validation": preset.qa_eval}}
     tiny = True if preset.tiny_data and data_dir is None else None
     ner, qa, source = data.load_task_data(("ner", "qa"), sizes, seed, data_dir=data_dir, tiny=tiny)
-    tasks = build_tasks(tokenizer, {k: ner[k] for k in ("train", "validation")}, qa, ner_max_length=MAX_LENGTH["ner"],
-                        qa_max_length=MAX_LENGTH["qa"], doc_stride=DEFAULTS.doc_stride)
+    tasks = build_tasks(tokenizer, {k: ner[k] for k in ("train", "validation")}, qa, **DEFAULTS.windows())
     return tasks, source
 
 

@@ -80,7 +80,7 @@ def command_train(args) -> dict:
                                         shared_layers=args.shared_layers, version_2_with_negative=args.squad_v2,
                                         **preset.windows())  # the windows the pipeline will serve it with
     tasks = build_tasks(tokenizer, ner if "ner" in tasks_wanted else None, qa if "qa" in tasks_wanted else None,
-                        **_feature_windows(model.config), version_2=args.squad_v2)
+                        **model.config.windows(), version_2=args.squad_v2)
     chosen = {"learning_rate": args.learning_rate, "batch_size": args.batch_size, "eval_every": args.eval_every,
               "strategy": args.strategy, "task_epochs": {task: args.epochs for task in TASKS} if args.epochs else None}
     config = TrainingConfig.from_preset(
@@ -95,7 +95,7 @@ def command_train(args) -> dict:
     result = _train_or_explain(train, model, tokenizer, tasks, config, args.resume)
     metrics = dict(result.metrics)
     if ner is not None and "test" in ner and "ner" in tasks_wanted:
-        test_tasks = build_tasks(tokenizer, {"validation": ner["test"]}, None, **_feature_windows(model.config))
+        test_tasks = build_tasks(tokenizer, {"validation": ner["test"]}, None, **model.config.windows())
         best = MultiTaskModel.from_pretrained(Path(args.output_dir) / "best") if config.save_best else model
         test = evaluate(best, tokenizer, test_tasks, config)
         metrics.update({f"test_{key}": value for key, value in test.items() if key.startswith("ner_") and key != "ner_per_type"})
@@ -124,7 +124,7 @@ def command_evaluate(args) -> dict:
         _check_labels(pipeline.model, ner)
     tasks = build_tasks(pipeline.tokenizer, {"validation": ner[args.split]} if ner is not None else None,
                         {"validation": qa[args.split]} if qa is not None else None,
-                        **_feature_windows(pipeline.model.config), version_2=pipeline.version_2)
+                        **pipeline.model.config.windows(), version_2=pipeline.version_2)
     metrics = evaluate(pipeline.model, pipeline.tokenizer, tasks, TrainingConfig())
     metrics.update(split=args.split, data=source)
     if args.json:
@@ -192,11 +192,6 @@ def command_stats(args) -> None:
 
     ner, qa, _ = load_data(args, get_preset(args.preset))
     print(f"NER {_sizes(ner)}\nQA  {_sizes(qa)}")
-
-
-def _feature_windows(config) -> dict[str, int]:
-    """The window sizes of a model config that ``tasks.build_tasks`` takes (the features match the model)."""
-    return {name: value for name, value in config.windows().items() if name != "ner_stride"}
 
 
 # -- output -----------------------------------------------------------------------------------

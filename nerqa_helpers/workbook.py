@@ -242,8 +242,7 @@ def build_task_data(s: Settings, tokenizer, ner=None, qa=None) -> dict:
 
     if ner is None or qa is None:
         ner, qa = load_datasets(s)
-    return build_tasks(tokenizer, ner, qa, ner_max_length=s.ner_max_length, qa_max_length=s.qa_max_length,
-                       doc_stride=s.doc_stride)
+    return build_tasks(tokenizer, ner, qa, **s.windows())
 
 
 def training_config(s: Settings, **overrides):
