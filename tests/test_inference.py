@@ -308,6 +308,30 @@ def test_saved_pipeline_loads_in_eval_mode_on_cpu(pipeline, saved_dir):
     assert again.ner(TEXTS[0]) == pipeline.ner(TEXTS[0])
 
 
+def test_the_pipeline_serves_the_windows_in_the_model_config(tokenizer):
+    model = LookupModel()
+    model.config.qa_max_length, model.config.doc_stride, model.config.ner_max_length = 200, 50, 64
+    pipeline = MultiTaskPipeline(model, tokenizer)
+    assert (pipeline.qa_max_length, pipeline.doc_stride, pipeline.ner_max_length) == (200, 50, 64)
+    _, features = pipeline.qa_features(["Who?"], ["word " * 500])
+    assert max(len(ids) for ids in features["input_ids"]) == 200
+    assert MultiTaskPipeline(model, tokenizer, qa_max_length=300).qa_max_length == 300  # an argument still wins
+
+
+def test_a_config_saved_with_window_settings_still_gives_its_windows():
+    config = MultiTaskConfig(ner_label_names=NER_LABELS, window_settings={"qa_max_length": 256, "doc_stride": 64})
+    from nerqa_helpers.presets import DEFAULTS
+
+    assert config.windows() == {**DEFAULTS.windows(), "qa_max_length": 256, "doc_stride": 64}
+    assert not hasattr(config, "window_settings") and config.ner_label_names == NER_LABELS
+
+
+def test_the_pipeline_keeps_the_model_on_its_device(tokenizer):
+    model = LookupModel()
+    pipeline = MultiTaskPipeline(model, tokenizer)  # no device named: where the model is
+    assert pipeline.device == next(model.parameters()).device and pipeline.model is model
+
+
 def test_bad_model_folders_give_one_clear_error(tmp_path, saved_dir):
     from nerqa_helpers.encoders import bundled_encoder_path
 
