@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
@@ -309,6 +310,7 @@ def train_and_save(s: Settings, step_hook=None, resume: bool = True) -> dict:
     from accelerate.utils import set_seed
 
     from .base import jsonable as plain
+    from .checkpoint import CHECKPOINT_DIR
     from .model import MultiTaskModel
     from .training import train
 
@@ -319,6 +321,8 @@ def train_and_save(s: Settings, step_hook=None, resume: bool = True) -> dict:
     model = MultiTaskModel.from_encoder(s.encoder, labels, **s.windows())  # served with the windows it learns on
     tasks = build_task_data(s, tokenizer, ner, qa)
     checkpoint = interrupted_run(s) if resume else None
+    if not checkpoint:  # a checkpoint left by a run with other settings must never be resumed by this one
+        shutil.rmtree(s.run_dir / CHECKPOINT_DIR, ignore_errors=True)
     s.run_dir.mkdir(parents=True, exist_ok=True)
     (s.run_dir / PENDING_FILE).write_text(json.dumps({"settings": _jsonable(s.training_key())}, indent=1))
     if checkpoint:
