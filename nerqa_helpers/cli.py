@@ -70,7 +70,7 @@ def command_train(args) -> dict:
         if task in tasks_wanted and (dataset is None or "train" not in dataset):
             raise CommandError(f"No {task.upper()} training data: give --{task}-train (and --{task}-validation) "
                                f"or --data-dir, or leave {task} out of --tasks.")
-    print(f"      NER {_sizes(ner)}; QA {_sizes(qa)}")
+    print(f"sizes: NER {_sizes(ner)}; QA {_sizes(qa)}")
     tokenizer = load_tokenizer(args.encoder)
     set_seed(args.seed)  # the heads' random start is part of the run: same seed, same metrics
     weights = {"ner": args.lambda_ner if "ner" in tasks_wanted else 0.0,
@@ -97,6 +97,7 @@ def command_train(args) -> dict:
     if ner is not None and "test" in ner and "ner" in tasks_wanted:
         test_tasks = build_tasks(tokenizer, {"validation": ner["test"]}, None, **model.config.windows())
         best = MultiTaskModel.from_pretrained(Path(args.output_dir) / "best") if config.save_best else model
+        best.to(next(model.parameters()).device)  # where training left the model (the GPU if there is one)
         test = evaluate(best, tokenizer, test_tasks, config)
         metrics.update({f"test_{key}": value for key, value in test.items() if key.startswith("ner_") and key != "ner_per_type"})
     metrics.update(preset=preset.name, data=source, encoder=str(args.encoder))
