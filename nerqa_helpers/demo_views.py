@@ -196,44 +196,49 @@ def subword_html(view) -> str:
 
 
 # -- 2. span map -----------------------------------------------------------------------------------
-SPAN_LEGEND = (f'<div class="nerqa-legend" style="font-size:0.8em;color:#444">bars under each token: '
+SPAN_LEGEND = (f'<div class="nerqa-legend" style="font-size:0.8em;color:#444">bars under each token '
+               f'(strength relative to the window\'s most likely token): '
                f'<span style="background:rgb({START_RGB});color:white;padding:0 4px">P(start)</span> '
                f'<span style="background:rgb({END_RGB});color:white;padding:0 4px">P(end)</span> · '
-               f'<span style="outline:1px dashed #555;padding:0 4px">shared by two windows</span> · '
+               f'<span style="background:#e8e8e8;padding:0 4px">shared by two windows</span> · '
                f'<span style="background:{ANSWER_COLOUR};padding:0 4px">chosen answer</span> · '
                f'<span style="border-bottom:2px dotted #333">runner-up</span></div>')
 
 
-def _token_html(context: str, token, ranks: list[int], shared: bool) -> str:
+def _token_html(context: str, token, ranks: list[int], shared: bool, scale: tuple[float, float] = (1.0, 1.0)) -> str:
     classes = ["nerqa-token"] + (["nerqa-overlap"] if shared else [])
     classes += ["nerqa-span-best"] if 1 in ranks else ["nerqa-span-runner-up"] if ranks else []
     text_style = (f"background:{ANSWER_COLOUR}" if 1 in ranks else "border-bottom:2px dotted #333" if ranks else "")
     title = f"P(start) {token.start_probability:.3f} · P(end) {token.end_probability:.3f}"
     title += f" · answer rank {', '.join(map(str, ranks))}" if ranks else ""
-    bars = "".join(f'<span style="display:block;height:5px;background:rgba({rgb},{p:.3f})"></span>'
-                   for rgb, p in ((START_RGB, token.start_probability), (END_RGB, token.end_probability)))
+    bars = "".join(f'<span style="display:block;height:5px;background:rgba({rgb},{min(p / top, 1.0):.3f})"></span>'
+                   for rgb, p, top in ((START_RGB, token.start_probability, scale[0]),
+                                       (END_RGB, token.end_probability, scale[1])))
     return (f'<span class="{" ".join(classes)}" data-start="{token.start}" data-end="{token.end}" '
             f'data-start-probability="{token.start_probability:.4f}" data-end-probability="{token.end_probability:.4f}" '
-            f'title="{title}" style="display:inline-block;margin:1px 0;{"outline:1px dashed #555" if shared else ""}">'
+            f'title="{title}" style="display:inline-block;margin:1px 0;{"background:#e8e8e8" if shared else ""}">'
             f'<span style="{text_style}">{escape(context[token.start:token.end])}</span>{bars}</span>')
 
 
 def span_map_html(span_map) -> str:
     """A ``demo.SpanMap``: one block per window (its character range, its context tokens with a
-    P(start) and a P(end) bar each, tokens shared with a neighbour framed, the chosen answer
-    yellow, runner-ups underlined), then the answers with their scores and windows."""
+    P(start) and a P(end) bar each, as strong as the probability relative to the window's largest
+    one; tokens shared with a neighbour on grey, the chosen answer yellow, runner-ups underlined),
+    then the answers with their scores and windows. Raw probabilities are in ``data-*`` and titles."""
     context, overlaps = span_map.context, span_map.overlaps()
     answers = [answer for answer in span_map.answers if answer["end"] > answer["start"]]
     blocks = []
     for window in span_map.windows:
         cells, previous_end = [], None
+        scale = (max((token.start_probability for token in window.tokens), default=1.0) or 1.0,
+                 max((token.end_probability for token in window.tokens), default=1.0) or 1.0)
         for token in window.tokens:
             if previous_end is not None and token.start > previous_end:
                 cells.append(" ")
             ranks = [rank for rank, answer in enumerate(span_map.answers, 1) if answer["end"] > answer["start"]
                      and answer["start"] < token.end and token.start < answer["end"]]
             shared = any(start < token.end and token.start < end for start, end in overlaps)
-            cells.append(_token_html(context, token, ranks, shared))
+            cells.append(_token_html(context, token, ranks, shared, scale))
             previous_end = token.end
         blocks.append(
             f'<div class="nerqa-window" data-window="{window.index}" data-start="{window.char_start}" '

@@ -355,6 +355,7 @@ def task_mix_lab(feature_counts: Mapping[str, int], batch_size: int = 32, task_e
                 "lambdas": {task: box.value for task, box in lambdas.items()}}
 
     def update(*_):
+        slider.disabled = chooser.value != "temperature"  # T only matters to temperature sampling
         try:
             mix = demo.task_mix_over_steps(feature_counts, batch_size=batch_size, task_epochs=task_epochs, seed=seed,
                                            **current())
@@ -403,7 +404,8 @@ def history_explorer(runs, task: str = "ner", window: int = 10, chosen: Sequence
     widgets = _widgets()
     found = {run.name: run for run in _runs(runs) if run.history_path is not None}
     names = list(found)
-    chooser = widgets.SelectMultiple(options=names, value=tuple(chosen if chosen is not None else names[:3]),
+    default = sorted(names, key=lambda name: not name.startswith("workbook"))[:3]  # the notebook 04 run first
+    chooser = widgets.SelectMultiple(options=names, value=tuple(chosen if chosen is not None else default),
                                      description="Runs", rows=min(max(len(names), 2), 8), layout=_wide(widgets))
     task_box = widgets.Dropdown(options=["ner", "qa"], value=task, description="Task")
     smoothing = widgets.IntSlider(value=window, min=1, max=50, description="Smoothing", continuous_update=False)
