@@ -1,4 +1,5 @@
 """The multi-task model: heads, weighted loss, sharing depth, save/load."""
+import pytest
 import torch
 from transformers import AutoModel
 
@@ -26,6 +27,29 @@ def test_forward_gives_task_shaped_outputs_and_weighted_loss(model, tokenizer):
     assert torch.allclose(qa.loss, 2.0 * qa.task_loss)
 
 
+def negative_log_likelihood(logits: torch.Tensor, targets: list[tuple[int, ...]]) -> torch.Tensor:
+    """Mean of −log softmax(logits[index])[target] over ``targets`` (index..., target), by hand."""
+    terms = []
+    for *index, target in targets:
+        scores = logits[tuple(index)].double()
+        terms.append(scores.exp().sum().log() - scores[target])
+    return torch.stack(terms).mean()
+
+
+def test_losses_are_the_cross_entropies_computed_by_hand(model, tokenizer):
+    batch, labels = batch_of(tokenizer)
+    model.eval()
+    ner = model(**batch, task="ner", labels=labels)
+    tagged = [(row, column, int(labels[row, column])) for row, column in (labels != -100).nonzero().tolist()]
+    assert len(tagged) == labels.numel() - 2  # the two [CLS] positions are ignored
+    assert ner.task_loss.item() == pytest.approx(negative_log_likelihood(ner.logits, tagged).item(), rel=1e-5)
+    starts, ends = [1, 2], [3, 4]
+    qa = model(**batch, task="qa", start_positions=torch.tensor(starts), end_positions=torch.tensor(ends))
+    start_loss = negative_log_likelihood(qa.start_logits, [(0, starts[0]), (1, starts[1])])
+    end_loss = negative_log_likelihood(qa.end_logits, [(0, ends[0]), (1, ends[1])])
+    assert qa.task_loss.item() == pytest.approx(((start_loss + end_loss) / 2).item(), rel=1e-5)
+
+
 def test_unknown_task_is_a_clear_error(model, tokenizer):
     batch, _ = batch_of(tokenizer)
     try:
@@ -36,6 +60,7 @@ def test_unknown_task_is_a_clear_error(model, tokenizer):
         raise AssertionError("an unknown task must raise")
 
 
+@pytest.mark.slow
 def test_a_few_steps_on_a_fixed_batch_reduce_both_losses(model, tokenizer):
     torch.manual_seed(0)
     batch, labels = batch_of(tokenizer)
