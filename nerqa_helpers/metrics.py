@@ -92,10 +92,10 @@ def exact_match(prediction: str, references: str | list[str]) -> float:
     return max(float(guess == normalize_answer(reference)) for reference in _as_references(references))
 
 
-def _f1(prediction: str, reference: str) -> float:
+def _f1(prediction: str, reference: str, version_2: bool = True) -> float:
     predicted, gold = normalize_answer(prediction).split(), normalize_answer(reference).split()
-    if not predicted or not gold:  # "no answer" matches only "no answer"
-        return float(predicted == gold)
+    if not predicted or not gold:  # v2: "no answer" matches only "no answer"; v1.1: an empty side scores 0
+        return float(version_2 and predicted == gold)
     common = sum((Counter(predicted) & Counter(gold)).values())
     if common == 0:
         return 0.0
@@ -103,12 +103,17 @@ def _f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def token_f1(prediction: str, references: str | list[str]) -> float:
-    """Best bag-of-words F1 (0–1) between the normalised prediction and any reference."""
-    return max(_f1(prediction, reference) for reference in _as_references(references))
+def token_f1(prediction: str, references: str | list[str], version_2: bool = True) -> float:
+    """Best bag-of-words F1 (0–1) between the normalised prediction and any reference.
+
+    When one side normalises to nothing ("" or "The"), the v2 script scores 1 if both do (no
+    answer against no answer), the v1.1 script (``version_2=False``) always 0.
+    """
+    return max(_f1(prediction, reference, version_2) for reference in _as_references(references))
 
 
-def _question_scores(predictions: dict[str, str], references: dict[str, list[str]]) -> dict[str, tuple]:
+def _question_scores(predictions: dict[str, str], references: dict[str, list[str]],
+                     version_2: bool = True) -> dict[str, tuple]:
     """id → (exact match, F1) for every reference question; a question without prediction scores 0."""
     missing = [qid for qid in references if qid not in predictions]
     if missing:
@@ -117,7 +122,7 @@ def _question_scores(predictions: dict[str, str], references: dict[str, list[str
     scores = {qid: (0.0, 0.0) for qid in missing}
     for qid, refs in references.items():
         if qid in predictions:
-            scores[qid] = (exact_match(predictions[qid], refs), token_f1(predictions[qid], refs))
+            scores[qid] = (exact_match(predictions[qid], refs), token_f1(predictions[qid], refs, version_2))
     return scores
 
 
@@ -142,7 +147,7 @@ def squad_scores(predictions: dict[str, str], references: dict[str, list[str]]) 
     if unanswerable:
         raise ValueError(f"{len(unanswerable)} questions have no reference answer (first: {unanswerable[0]!r}); "
                          "use squad_v2_scores for SQuAD v2.")
-    return _summary(_question_scores(predictions, references), list(references))
+    return _summary(_question_scores(predictions, references, version_2=False), list(references))
 
 
 def _apply_null_threshold(predictions, null_scores, threshold) -> dict[str, str]:
