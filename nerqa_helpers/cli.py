@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from .base import jsonable
 from .presets import PRESETS, STRATEGIES, TASKS
 
 EXAMPLE_SENTENCE = "Maria Santos flew from Lisbon to Berlin to meet engineers from Siemens."
@@ -101,7 +102,7 @@ def command_train(args) -> dict:
         test = evaluate(best, tokenizer, test_tasks, config)
         metrics.update({f"test_{key}": value for key, value in test.items() if key.startswith("ner_") and key != "ner_per_type"})
     metrics.update(preset=preset.name, data=source, encoder=str(args.encoder))
-    Path(args.output_dir, "metrics.json").write_text(json.dumps(_plain(metrics), indent=1))
+    Path(args.output_dir, "metrics.json").write_text(json.dumps(jsonable(metrics), indent=1))
     print_metrics(metrics)
     return metrics
 
@@ -129,7 +130,7 @@ def command_evaluate(args) -> dict:
     metrics = evaluate(pipeline.model, pipeline.tokenizer, tasks, TrainingConfig())
     metrics.update(split=args.split, data=source)
     if args.json:
-        print(json.dumps(_plain(metrics), indent=1))
+        print(json.dumps(jsonable(metrics), indent=1))
     else:
         print_metrics(metrics)
     return metrics
@@ -286,12 +287,6 @@ def _text_option(args, name: str) -> str | None:
         raise CommandError(f"--{name}-file {path} is a folder, not a text file.") from error
     except FileNotFoundError as error:
         raise CommandError(f"--{name}-file {path} does not exist.") from error
-
-
-def _plain(value):
-    from .base import jsonable
-
-    return jsonable(value)
 
 
 # -- parser -----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
+from .base import jsonable
 from .presets import PRESETS, TASKS, WINDOW_FIELDS
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
@@ -268,7 +269,7 @@ def saved_run(s: Settings) -> dict | None:
         record = json.loads(record_file.read_text())
     except json.JSONDecodeError:
         return None
-    return record if record.get("settings") == _jsonable(s.training_key()) else None
+    return record if record.get("settings") == jsonable(s.training_key()) else None
 
 
 def load_or_train(s: Settings, force: bool = False, step_hook=None):
@@ -298,7 +299,7 @@ def interrupted_run(s: Settings) -> str | None:
 
     pending = s.run_dir / PENDING_FILE
     try:
-        same = json.loads(pending.read_text()).get("settings") == _jsonable(s.training_key())
+        same = json.loads(pending.read_text()).get("settings") == jsonable(s.training_key())
     except (OSError, ValueError, AttributeError):
         return None
     return describe(s.run_dir) if same else None
@@ -309,7 +310,6 @@ def train_and_save(s: Settings, step_hook=None, resume: bool = True) -> dict:
     ``resume``); write ``workbook.json`` next to the saved model; return that record."""
     from accelerate.utils import set_seed
 
-    from .base import jsonable as plain
     from .checkpoint import CHECKPOINT_DIR
     from .model import MultiTaskModel
     from .training import train
@@ -324,7 +324,7 @@ def train_and_save(s: Settings, step_hook=None, resume: bool = True) -> dict:
     if not checkpoint:  # a checkpoint left by a run with other settings must never be resumed by this one
         shutil.rmtree(s.run_dir / CHECKPOINT_DIR, ignore_errors=True)
     s.run_dir.mkdir(parents=True, exist_ok=True)
-    (s.run_dir / PENDING_FILE).write_text(json.dumps({"settings": _jsonable(s.training_key())}, indent=1))
+    (s.run_dir / PENDING_FILE).write_text(json.dumps({"settings": jsonable(s.training_key())}, indent=1))
     if checkpoint:
         print(f"Going on with the interrupted run from {checkpoint} in {s.run_dir} ...")
     else:
@@ -333,7 +333,7 @@ def train_and_save(s: Settings, step_hook=None, resume: bool = True) -> dict:
                    resume_from=True if checkpoint else None)
     metrics = {**(result.best_metrics or result.metrics), "train_seconds": result.train_seconds,
                "steps": result.metrics.get("steps"), "task_mix": result.metrics.get("task_mix")}
-    record = {"settings": _jsonable(s.training_key()), "metrics": plain(metrics),
+    record = {"settings": jsonable(s.training_key()), "metrics": jsonable(metrics),
               "trained_at": time.strftime("%Y-%m-%d %H:%M")}
     (s.run_dir / WORKBOOK_FILE).write_text(json.dumps(record, indent=1))
     (s.run_dir / PENDING_FILE).unlink(missing_ok=True)
@@ -362,11 +362,6 @@ def load_history(s: Settings):
     if not path.is_file():
         raise FileNotFoundError(f"No training history in {s.run_dir}; run load_or_train(settings) first.")
     return History.from_json(path).frame()
-
-
-def _jsonable(value):
-    """Round-trip through JSON, so a fresh record compares equal to one read back from disk."""
-    return json.loads(json.dumps(value))
 
 
 # -- display ------------------------------------------------------------------------------------
