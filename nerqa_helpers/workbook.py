@@ -25,6 +25,7 @@ module: nothing imports it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -282,15 +283,44 @@ def load_or_train(s: Settings, force: bool = False, step_hook=None):
     to ``training.train`` (e.g. ``plots.LiveLossPlot()``). ``metrics`` are the validation scores of
     the best checkpoint (``ner_f1``, ``qa_exact_match``, ``qa_f1``, ``ner_per_type``, ...) plus
     ``train_seconds``, ``steps`` and ``task_mix``. The model is in eval mode on the fastest device available.
+    Two notebooks running at once with the same settings train once: the second waits for the first
+    (a lock on ``s.run_dir``) and then loads its model.
     """
-    record = None if force else saved_run(s)
-    if record is None:
-        record = train_and_save(s, step_hook, resume=not force)
-    else:
-        print(f"Loaded the model trained on {record['trained_at']} from {s.model_dir} "
-              f"(training took {record['metrics'].get('train_seconds', float('nan')):.0f} s).")
-    model, tokenizer = load_model(s.model_dir)
+    with run_lock(s.run_dir):
+        record = None if force else saved_run(s)
+        if record is None:
+            record = train_and_save(s, step_hook, resume=not force)
+        else:
+            print(f"Loaded the model trained on {record['trained_at']} from {s.model_dir} "
+                  f"(training took {record['metrics'].get('train_seconds', float('nan')):.0f} s).")
+        model, tokenizer = load_model(s.model_dir)
     return model, tokenizer, record["metrics"]
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike):
+    """Hold an exclusive lock on ``run_dir`` (a ``.lock`` file beside its runs) while the block runs.
+
+    The operating system releases it when the process ends, so a crashed run never leaves it held.
+    Where file locks are not available (Windows, some network drives) the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    path = Path(run_dir).with_name(Path(run_dir).name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def interrupted_run(s: Settings) -> str | None:

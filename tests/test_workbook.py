@@ -174,6 +174,26 @@ def test_an_interrupted_load_or_train_goes_on_from_its_checkpoint(environment, c
     assert workbook.interrupted_run(s) is None and workbook.saved_run(s) is not None
 
 
+def test_the_run_lock_lets_one_notebook_train_at_a_time(tmp_path):
+    import threading
+    import time
+
+    order = []
+
+    def hold(name, seconds):
+        with workbook.run_lock(tmp_path / "workbook-tiny"):
+            order.append(f"{name} in")
+            time.sleep(seconds)
+            order.append(f"{name} out")
+
+    first = threading.Thread(target=hold, args=("first", 0.5))
+    first.start()
+    time.sleep(0.1)
+    hold("second", 0)
+    first.join()
+    assert order == ["first in", "first out", "second in", "second out"]
+
+
 def test_tagged_tokens_html_boxes_only_entities():
     html = workbook.tagged_tokens_html(["Ada", "met", "<Bob>"], ["B-PER", "O", "B-PER"])
     assert html.count("<sub") == 2
