@@ -1,6 +1,8 @@
 """The floors of ARCHITECTURE.md hold: no module imports upwards or a private name of another module."""
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,22 @@ def test_the_checker_sees_an_upward_import_and_a_private_name(tmp_path, monkeypa
         test_imports_go_down_the_floors_and_take_no_private_names("model")
     message = str(failure.value)
     assert "imports training (floor 6)" in message and "data._require_data_dir" in message and "data._flag" in message
+
+
+def test_lora_reaches_the_model_only_through_the_extension_seam():
+    code = (
+        "import sys\n"
+        "from transformers import BertConfig\n"
+        "from nerqa_helpers.model import MultiTaskConfig, MultiTaskModel\n"
+        "bert = BertConfig(vocab_size=64, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,\n"
+        "                  intermediate_size=16).to_dict()\n"
+        "config = MultiTaskConfig(encoder_config=bert, ner_label_names=['O', 'B-PER'], lora={'r': 2})\n"
+        "try:\n"
+        "    MultiTaskModel(config)\n"
+        "except ValueError as error:\n"
+        "    print('refused', 'nerqa_helpers.extensions' in str(error), 'peft' in sys.modules)\n"
+        "import nerqa_helpers.extensions.lora\n"
+        "print('built', MultiTaskModel(config).lora_tasks)\n"
+    )
+    lines = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert lines[:2] == ["refused True False", "built ('ner', 'qa')"]

@@ -2,7 +2,8 @@
 
 * ``balancing`` — loss balancers for ``train(..., balancer=...)``: fixed λ, GradNorm,
   uncertainty weighting, PCGrad gradient surgery.
-* ``lora`` — one frozen encoder with a LoRA adapter per task (``MultiTaskConfig(lora=...)``).
+* ``lora`` — one frozen encoder with a LoRA adapter per task (``MultiTaskConfig(lora=...)``);
+  importing it registers the adapters in ``model.ENCODER_ADAPTERS``, the model's seam for them.
 * ``probe`` — a gradient-conflict probe for ``train(..., step_hook=...)``.
 
 Soft parameter sharing needs no module of its own: it is ``MultiTaskConfig(shared_layers=N)``.
