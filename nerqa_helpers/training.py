@@ -115,10 +115,15 @@ class TrainResult:
 
 
 # -- training ---------------------------------------------------------------------------------
-def make_accelerator(config: TrainingConfig) -> Accelerator:
+def make_accelerator(config: TrainingConfig, balancer=None) -> Accelerator:
     """Accelerator in the precision ``precision.precision_for`` picks for its device (or
-    ``config.mixed_precision``), DDP tolerant of idle heads."""
+    ``config.mixed_precision``), DDP tolerant of idle heads. A balancer that writes gradients by
+    hand (``supports_loss_scaling = False``, e.g. PCGrad) trains in float32 where fp16 would be
+    picked: fp16's loss scaling would divide its unscaled gradients once more."""
     precision = precision_for("cpu" if config.cpu else None, config.mixed_precision)
+    if precision == "fp16" and not getattr(balancer, "supports_loss_scaling", True):
+        print(f"notice: {type(balancer).__name__} cannot train with fp16 loss scaling; training in float32.")
+        precision = "no"
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
     return Accelerator(mixed_precision=precision, cpu=config.cpu, kwargs_handlers=handlers,
                        gradient_accumulation_steps=config.gradient_accumulation_steps)
@@ -161,7 +166,7 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
     config = config or TrainingConfig()
     set_seed(config.seed)
     set_deterministic(config.deterministic)
-    accelerator = make_accelerator(config)
+    accelerator = make_accelerator(config, balancer)
     training = active_tasks(model, tasks)
     if not training:
         raise ValueError("Nothing to train: every task has λ = 0 or no training data.")

@@ -68,3 +68,19 @@ def test_make_accelerator_asks_the_policy(gpu, monkeypatch, capability, expected
     assert seen["mixed_precision"] == "no"
     training.make_accelerator(training.TrainingConfig(cpu=True))
     assert seen["mixed_precision"] == "no"
+
+
+def test_a_balancer_that_writes_gradients_by_hand_never_gets_fp16(gpu, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from nerqa_helpers import training
+
+    seen = {}
+    monkeypatch.setattr(training, "Accelerator", lambda **kwargs: seen.update(kwargs))
+    by_hand = SimpleNamespace(supports_loss_scaling=False)
+    gpu(7, 5)
+    training.make_accelerator(training.TrainingConfig(), by_hand)
+    assert seen["mixed_precision"] == "no" and "float32" in capsys.readouterr().out
+    gpu(8, 0)
+    training.make_accelerator(training.TrainingConfig(), by_hand)
+    assert seen["mixed_precision"] == "bf16"  # bf16 needs no loss scaling
