@@ -391,7 +391,3 @@ def _load_resumed_state(accelerator, resumed: dict, optimizer, scheduler, config
     """
     load_checkpoint(accelerator, resumed["checkpoint"])
     rescale_learning_rate(optimizer, scheduler, config.learning_rate / resumed["learning_rate"])
-
-
-def config_dict(config: TrainingConfig) -> dict:
-    return asdict(config)
