@@ -76,6 +76,7 @@ def test_static_weights_are_the_guides_weighted_sum():
     assert not balancer.joint and StaticWeights(joint=True).joint and list(balancer.parameters()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noisy_task", ["a", "b"])
 def test_gradnorm_weights_stay_normalised_and_favour_the_slower_task(noisy_task):
     shared, heads, losses = toy_regression(noisy_task)
@@ -106,6 +107,7 @@ def test_gradnorm_trains_on_the_weights_before_its_update_and_leaves_grads_alone
     assert balancer.weights() != {"a": 1.0, "b": 1.0}
 
 
+@pytest.mark.slow
 def test_gradnorm_on_the_multitask_model_under_bf16_autocast(tiny_model):
     model = tiny_model()
     balancer = GradNorm(["ner", "qa"], shared=model)
@@ -130,6 +132,7 @@ def test_gradnorm_uses_the_last_shared_layer(tiny_model):
         last_shared_parameters(tiny_model(lora=LORA))
 
 
+@pytest.mark.slow
 def test_uncertainty_weights_are_learned_and_trust_the_noisy_task_less():
     shared, heads, losses = toy_regression("b")
     balancer = UncertaintyWeighting(["a", "b"])
@@ -260,6 +263,7 @@ def test_lora_counts_on_the_bundled_encoder_follow_the_formula():
 
 
 # -- gradient-conflict probe ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_probe_does_not_change_training_and_gives_cosines_per_layer(tiny_model):
     batches = tiny_batches()
     schedule = alternating(tiny_batches(seed=1), 5)
@@ -299,6 +303,7 @@ def test_probe_cosine_matches_a_hand_computed_one_and_sees_only_shared_layers(ti
         GradientConflictProbe(tiny_model(lora=LORA), batches)
 
 
+@pytest.mark.slow
 def test_balancer_and_probe_plug_into_the_training_loop(tiny_model, tokenizer, tmp_path):
     training = pytest.importorskip("nerqa_helpers.training")
     import datasets
@@ -326,3 +331,22 @@ def test_balancer_and_probe_plug_into_the_training_loop(tiny_model, tokenizer, t
     assert per_step[("weight_ner", "min")].tolist() == per_step[("weight_ner", "max")].tolist()
     assert per_step[("weight_ner", "min")].nunique() > 1  # GradNorm moved them between steps
     assert list(probe.frame()["step"].unique()) == [2, 4]
+
+
+def test_balancer_state_round_trips_for_a_checkpoint():
+    """What ``accelerator.register_for_checkpointing`` saves and loads: PCGrad's projection order
+    and GradNorm's weights, Adam state and first losses come back equal."""
+    first, second = PCGrad(nn.Linear(2, 2), seed=1), PCGrad(nn.Linear(2, 2), seed=2)
+    first.conflicts.append(-0.5)
+    second.load_state_dict(first.state_dict())
+    draws = [torch.randperm(8, generator=balancer.generator).tolist() for balancer in (first, second)]
+    assert draws[0] == draws[1] and second.conflicts == [-0.5]
+    shared = nn.Parameter(torch.ones(3))
+    trained, fresh = GradNorm(["ner", "qa"], shared=[shared]), GradNorm(["ner", "qa"], shared=[shared])
+    for scale in (1.0, 3.0):
+        trained.combine({"ner": (shared * scale).sum(), "qa": (shared * 2).sum()}, step=1)
+    fresh.load_state_dict(trained.state_dict())
+    assert torch.equal(fresh.task_weights, trained.task_weights) and fresh.task_weights.sum().item() == pytest.approx(2.0)
+    assert torch.equal(fresh.initial_losses, trained.initial_losses)
+    assert float(fresh.optimizer.state_dict()["state"][0]["step"]) == 2
+    assert StaticWeights().state_dict() == {}
