@@ -286,3 +286,26 @@ def test_a_diverging_run_is_one_line_naming_the_checkpoint(files, capsys, tmp_pa
     result = nerqa(capsys, *train(files, tmp_path, "--learning-rate", 1e30, "--checkpoint-every", 1))
     assert_one_error_line(result, "Loss became nan at step", code=1)
     assert "Last checkpoint: step" in result.err and "--resume" in result.err
+
+
+# -- make run: the preset follows the data rule -------------------------------------------------
+@pytest.mark.parametrize("hub, tiny, give_folder, preset", [
+    (True, False, False, "small"),  # no folder, the hub answers: real data
+    (False, False, False, "tiny"),  # no folder, no hub: the bundled sample
+    (True, True, False, "tiny"),    # NERQA_TINY=1 forces the sample
+    (False, True, True, "small"),   # a folder given on the command line wins
+])
+def test_make_run_picks_its_preset_by_the_data_rule(monkeypatch, capsys, tmp_path, hub, tiny, give_folder, preset):
+    from nerqa_helpers import cli, data
+
+    monkeypatch.setattr(data, "_offline_mode", lambda: False)
+    monkeypatch.setattr(data, "_hub_reachable", lambda: hub)
+    monkeypatch.delenv("NERQA_DATA_DIR", raising=False)
+    monkeypatch.setenv("NERQA_TINY", "1" if tiny else "0")
+    chosen = {}
+    monkeypatch.setattr(cli, "command_train", lambda args: chosen.update(preset=args.preset, data_dir=args.data_dir)
+                        or {"train_seconds": 0.0})
+    monkeypatch.setattr(cli, "command_predict", lambda args: None)
+    folder = str(tmp_path) if give_folder else None
+    assert nerqa(capsys, "run", *(["--data-dir", folder] if folder else [])).code == 0
+    assert (chosen["preset"], chosen["data_dir"]) == (preset, folder)
