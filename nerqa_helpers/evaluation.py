@@ -16,11 +16,8 @@ import torch
 from .metrics import ner_scores, squad_scores, squad_v2_scores
 from .postprocessing import ner_logits_to_tags, postprocess_qa_predictions
 from .precision import autocast_for
-from .sampling import make_collators
+from .sampling import ENCODER_INPUTS, make_collators
 from .tasks import TaskData
-
-ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-"""The feature columns a forward pass reads (targets and bookkeeping columns stay behind)."""
 
 
 def length_sorted_batches(features, batch_size: int, collate):

@@ -23,7 +23,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .presets import STRATEGIES
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions", "end_positions")
+
+ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+"""The feature columns the encoder reads (a forward pass without targets needs only these)."""
+MODEL_INPUTS = ENCODER_INPUTS + ("labels", "start_positions", "end_positions")
+"""Every column a training batch carries: the encoder inputs and each task's targets."""
 
 
 def task_probabilities(
