@@ -67,6 +67,19 @@ def toy_regression(noisy_task, seed=0):
     return shared, heads, losses
 
 
+def train_toy(balancer, losses, parameters, steps: int, lr: float) -> list[dict[str, float]]:
+    """``steps`` Adam steps on the balancer's combined toy loss; the task weights after each step."""
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    weights = []
+    for step in range(1, steps + 1):
+        loss = balancer.combine(losses(), step)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        weights.append(balancer.weights())
+    return weights
+
+
 # -- balancers ----------------------------------------------------------------------------------
 def test_static_weights_are_the_guides_weighted_sum():
     losses = {"ner": torch.tensor(2.0), "qa": torch.tensor(3.0)}
@@ -81,14 +94,9 @@ def test_static_weights_are_the_guides_weighted_sum():
 def test_gradnorm_weights_stay_normalised_and_favour_the_slower_task(noisy_task):
     shared, heads, losses = toy_regression(noisy_task)
     balancer = GradNorm(["a", "b"], shared=lambda: [shared.weight])
-    optimizer = torch.optim.Adam([*shared.parameters(), *heads.parameters()], lr=1e-2)
     before = [p.detach().clone() for p in shared.parameters()]
-    for step in range(1, 101):
-        loss = balancer.combine(losses(), step)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        weights = balancer.weights()
+    history = train_toy(balancer, losses, [*shared.parameters(), *heads.parameters()], steps=100, lr=1e-2)
+    for weights in history:
         assert min(weights.values()) > 0
         assert sum(weights.values()) == pytest.approx(2.0, abs=1e-5)
     clean_task = "a" if noisy_task == "b" else "b"
@@ -136,13 +144,8 @@ def test_gradnorm_uses_the_last_shared_layer(tiny_model):
 def test_uncertainty_weights_are_learned_and_trust_the_noisy_task_less():
     shared, heads, losses = toy_regression("b")
     balancer = UncertaintyWeighting(["a", "b"])
-    optimizer = torch.optim.Adam([*shared.parameters(), *heads.parameters(), *balancer.parameters()], lr=2e-2)
-    for step in range(1, 151):
-        loss = balancer.combine(losses(), step)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    weights = balancer.weights()
+    parameters = [*shared.parameters(), *heads.parameters(), *balancer.parameters()]
+    weights = train_toy(balancer, losses, parameters, steps=150, lr=2e-2)[-1]
     assert weights["b"] < weights["a"] and abs(weights["a"] - 1.0) > 0.2
     final = {task: loss.item() for task, loss in losses().items()}
     # At the optimum exp(-s) = 1 / L; the weights track it (up to the last steps' drift).
