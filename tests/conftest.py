@@ -1,5 +1,8 @@
 """Shared fixtures: the bundled tokenizer, a small model, and a tiny random BERT for fast runs."""
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +58,17 @@ def tiny_bert(tokenizer):
 def tiny_model(tokenizer):
     """A factory: ``tiny_model(seed=0, **config_fields)`` gives a fresh tiny ``MultiTaskModel``."""
     return lambda seed=0, **config: make_tiny_model(tokenizer.vocab_size, seed, **config)
+
+
+@pytest.fixture(scope="session")
+def run_ddp_worker():
+    """``run(out, *arguments, port=29517)``: tests/ddp_worker.py under ``torchrun`` on two CPU
+    processes (one thread each); returns the finished process (check its ``returncode``)."""
+    def run(out, *arguments, port: int = 29517):
+        worker = Path(__file__).with_name("ddp_worker.py")
+        torchrun = Path(sys.executable).with_name("torchrun")
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+        command = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(port), str(worker), str(out),
+                   *arguments]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    return run

@@ -261,6 +261,22 @@ def test_weights_of_another_model_are_refused(tiny_model, tokenizer, tasks, tmp_
         checkpoints.check_weights(model, tmp_path / "checkpoint")
 
 
+def test_two_processes_resume_like_the_uninterrupted_run(run_ddp_worker, tmp_path):
+    """Under DDP the checkpoint keeps the unwrapped weight names (it loads with from_pretrained),
+    every process gets its own random state back, and the resumed run ends bit for bit as the whole."""
+    for mode in ("", "cut", "resume"):
+        done = run_ddp_worker(tmp_path, *([mode] if mode else []), port=29523)
+        assert done.returncode == 0, (mode, done.stderr[-3000:])
+    checkpoint = tmp_path / "cut" / "checkpoint"
+    assert sorted(path.name for path in checkpoint.glob("random_states_*.pkl")) == [
+        "random_states_0.pkl", "random_states_1.pkl"]
+    _, loading = MultiTaskModel.from_pretrained(checkpoint, output_loading_info=True)
+    assert not loading["missing_keys"] and not loading["unexpected_keys"]
+    whole = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    resumed = [json.loads((tmp_path / f"resume{rank}.json").read_text()) for rank in (0, 1)]
+    assert [run["checksum"] for run in resumed] == [run["checksum"] for run in whole]
+
+
 # -- numerical guards -------------------------------------------------------------------------
 def poison_at(step_to_poison: int):
     """Make the shared embeddings infinite after the backward pass of one step."""

@@ -1,8 +1,5 @@
 """The training loop: it learns, single-task mode leaves the idle head alone, two processes agree."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -61,12 +58,8 @@ def test_nothing_to_train_is_a_clear_error(tokenizer, tiny_tasks, tmp_path):
         train(model, tokenizer, tiny_tasks, TrainingConfig(output_dir=str(tmp_path), progress=False))
 
 
-def test_two_cpu_processes_finish_with_equal_weights(tmp_path):
-    worker = Path(__file__).with_name("ddp_worker.py")
-    torchrun = Path(sys.executable).with_name("torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
-    done = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", str(worker), str(tmp_path)],
-                          env=env, capture_output=True, text=True, timeout=240)
+def test_two_cpu_processes_finish_with_equal_weights(run_ddp_worker, tmp_path):
+    done = run_ddp_worker(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [r["world"] for r in ranks] == [2, 2]
