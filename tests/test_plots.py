@@ -142,3 +142,33 @@ def test_live_loss_plot_records_every_task_loss():
 def test_figures_stay_out_of_pyplot():
     plots.plot_learning_rate(history())
     assert plt.get_fignums() == []
+
+
+# -- experiment reports -------------------------------------------------------------------------
+def test_method_scores_draw_a_bar_per_scored_method_and_a_dot_per_seed():
+    records = [{"method": "shared", "ner_f1": 80.0 + seed, "qa_f1": 50.0 + seed} for seed in range(3)]
+    records += [{"method": "ner_alone", "ner_f1": 82.0 + seed, "qa_f1": None} for seed in range(2)]
+    summary = pd.DataFrame({"method": ["ner_alone", "shared"], "ner_f1_mean": [82.5, 81.0],
+                            "ner_f1_std": [0.7, 1.0], "qa_f1_mean": [np.nan, 51.0], "qa_f1_std": [np.nan, 1.0]})
+    ner, qa = plots.plot_method_scores(records, summary).axes
+    assert [round(bar.get_height(), 1) for bar in ner.patches] == [82.5, 81.0]
+    assert [bar.get_height() for bar in qa.patches] == [51.0]  # the NER-only method has no QA bar
+    assert [len(line.get_ydata()) for line in ner.get_lines() if line.get_marker() == "."] == [2, 3]
+    assert [label.get_text() for label in qa.get_xticklabels()] == ["shared"]
+
+
+def test_weight_curves_need_a_balancer_and_draw_a_line_per_task_and_seed():
+    assert plots.plot_weight_curves([{"method": "shared", "seed": 0}]) is None
+    curve = {"tasks": ["ner", "qa"], "curve": [[1, 1.2, 0.8], [9, 1.1, 0.9]]}
+    (ax,) = plots.plot_weight_curves([{"method": "gradnorm", "seed": seed, "task_weights": curve}
+                                      for seed in (0, 1)]).axes
+    assert ax.get_title() == "gradnorm" and len(ax.get_lines()) == 4
+
+
+def test_conflict_by_layer_has_a_line_per_method_and_the_whole_encoder_apart():
+    assert plots.plot_conflict_by_layer(pd.DataFrame(columns=["method", "layer", "mean", "std"])) is None
+    conflict = pd.DataFrame({"method": ["a"] * 3 + ["b"] * 2, "layer": ["layer 0", "layer 1", "all", "layer 0", "all"],
+                             "mean": [0.1, -0.2, 0.0, 0.3, 0.2], "std": [0.01, np.nan, 0.02, 0.0, 0.0]})
+    (ax,) = plots.plot_conflict_by_layer(conflict).axes
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["layer 0", "layer 1", "all shared"]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["a", "b"]
