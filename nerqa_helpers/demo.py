@@ -26,6 +26,7 @@ import pandas as pd
 from .inference import iob2_spans, split_words
 from .metrics import exact_match, token_f1
 from .preprocessing import first_positions
+from .presets import TASKS
 from .sampling import MultiTaskDataLoader
 
 SCORE_KEYS = ("ner_f1", "qa_exact_match", "qa_f1")
@@ -359,7 +360,7 @@ class ModelOutputs:
 def trained_tasks(pipeline) -> list[str]:
     """The tasks the pipeline's model was trained on: those with λ > 0 in its config."""
     weights = getattr(pipeline.model.config, "task_weights", {}) or {}
-    return [task for task in ("ner", "qa") if float(weights.get(task, 1.0)) > 0]
+    return [task for task in TASKS if float(weights.get(task, 1.0)) > 0]
 
 
 def compare_models(shelf: ModelShelf, names: Sequence[str], text: str, question: str, context: str) -> list[ModelOutputs]:
@@ -402,7 +403,7 @@ def task_mix_over_steps(feature_counts: Mapping[str, int], strategy: str = "prop
     The plan is ``sampling.MultiTaskDataLoader``'s own (same batching, epochs and strategy); a task
     with λ = 0 is left out, as in training. ``weighted_shares``: share × λ, normalised to sum to 1.
     """
-    lambdas = {task: 1.0 for task in feature_counts} if lambdas is None else dict(lambdas)
+    lambdas = dict(lambdas or {})
     active = {task: int(count) for task, count in feature_counts.items() if count > 0 and lambdas.get(task, 1.0) > 0}
     if not active:
         raise ValueError("No task left: every task has λ = 0 or no training features.")
@@ -429,7 +430,7 @@ def short_training_run(tasks, tokenizer, label_names: Sequence[str], strategy: s
     from .training import TrainingConfig, train
 
     torch.manual_seed(seed)
-    model = MultiTaskModel.from_encoder(encoder, list(label_names), task_weights=dict(lambdas or {"ner": 1.0, "qa": 1.0}))
+    model = MultiTaskModel.from_encoder(encoder, list(label_names), task_weights=dict(lambdas or dict.fromkeys(TASKS, 1.0)))
     with tempfile.TemporaryDirectory(prefix="nerqa-lab-") as folder:
         config = TrainingConfig(output_dir=folder, max_steps=steps, batch_size=batch_size, strategy=strategy,
                                 temperature=temperature, log_every=1, save_best=False, progress=False, seed=seed)

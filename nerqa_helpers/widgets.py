@@ -41,6 +41,7 @@ from .demo_views import (  # noqa: F401  (the pure functions, importable from he
     task_mix_for_temperature,
     task_mix_html,
 )
+from .presets import STRATEGIES, TASKS
 
 NER_EXAMPLE = "Maria Okafor left Veltrix Systems in March and moved from Lisbon to Oslo."
 QA_EXAMPLE_CONTEXT = ("The Hollowmere Syndicate built its first barge in Brackenquay in 1911. Its founder, "
@@ -339,14 +340,12 @@ def task_mix_lab(feature_counts: Mapping[str, int], batch_size: int = 32, task_e
     loss curves are drawn live. Children ``[strategy, temperature, lambda_ner, lambda_qa, summary,
     figure]`` (+ ``[train_steps, train, status, curves]`` with ``launch``).
     """
-    from .sampling import STRATEGIES
-
     widgets = _widgets()
     chooser = widgets.Dropdown(options=list(STRATEGIES), value=strategy, description="Strategy")
     slider = widgets.FloatLogSlider(value=temperature, base=10, min=-1, max=2, step=0.05, description="T",
                                     readout_format=".2f", continuous_update=False)
     lambdas = {task: widgets.FloatSlider(value=1.0, min=0.0, max=3.0, step=0.1, description=f"λ {task}",
-                                         continuous_update=False) for task in ("ner", "qa")}
+                                         continuous_update=False) for task in TASKS}
     summary, figure = widgets.HTML(), widgets.Output()
     _labelled(((chooser, "nerqa-mix-strategy"), (summary, "nerqa-mix-output"), (figure, "nerqa-mix-figure")))
 
