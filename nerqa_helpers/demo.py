@@ -9,8 +9,8 @@
     loss_curves, task_weight_curves       smoothed losses and balancer weights from saved histories
 
 The model is called through the pipeline's public pieces (``qa_features``, ``ner_features``) and
-``evaluation.predict_features``, so the windows are exactly those the pipeline and evaluation use. ``demo_views``
-turns these results into HTML and figures; ``widgets`` wraps both in ipywidgets.
+``evaluation.predict_features``, so the windows are exactly those the pipeline and evaluation use.
+``demo_views`` turns these results into HTML and figures; ``widgets`` wraps both in ipywidgets.
 """
 from __future__ import annotations
 
