@@ -61,7 +61,8 @@ DEFAULTS = Preset("defaults")
 """The field defaults, for code that needs one value without naming a run (e.g. a config field)."""
 
 PRESETS = {
-    "tiny": Preset("tiny", task_epochs={"ner": 12.0, "qa": 12.0}, batch_size=8, learning_rate=2e-4),
+    "tiny": Preset("tiny", task_epochs={"ner": 3.0, "qa": 3.0}, batch_size=16, learning_rate=3e-4,
+                   qa_max_length=128, doc_stride=48),
     "small": Preset("small", ner_train=2000, qa_train=2000, ner_eval=500, qa_eval=500,
                     task_epochs={"ner": 3.0, "qa": 1.5}, batch_size=16, learning_rate=2e-4),
     "full": Preset("full", task_epochs={"ner": 3.0, "qa": 2.0}, batch_size=32, learning_rate=1e-4),
