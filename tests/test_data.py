@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from nerqa_helpers import data
 from nerqa_helpers.data import NER_LABELS, DataFormatError
+from nerqa_helpers.presets import get_preset
 
 TINY = data.tiny_data_dir()
 TYPES = ["PER", "ORG", "LOC", "MISC"]
@@ -229,7 +230,7 @@ def test_every_entity_of_the_tiny_files_survives(split):
 # -- the tiny sample --------------------------------------------------------------------------------
 def test_tiny_ner_sample_covers_what_the_notebooks_need():
     splits = data.load_tiny("ner")
-    assert {split: len(d) for split, d in splits.items()} == {"train": 63, "validation": 25, "test": 25}
+    assert {split: len(d) for split, d in splits.items()} == {"train": 170, "validation": 50, "test": 48}
     for split, dataset in splits.items():
         stats = data.ner_dataset_stats(dataset)
         assert set(stats["entities"]) == set(TYPES), split
@@ -254,8 +255,8 @@ def entities_in(dataset):
 
 def test_tiny_qa_sample():
     v1, v2 = data.load_tiny("qa"), data.load_tiny("qa", version=2)
-    assert {s: len(d) for s, d in v1.items()} == {"train": 45, "validation": 21}
-    assert {s: len(d) for s, d in v2.items()} == {"train": 55, "validation": 27}
+    assert {s: len(d) for s, d in v1.items()} == {"train": 320, "validation": 87}
+    assert {s: len(d) for s, d in v2.items()} == {"train": 357, "validation": 95}
     for dataset in [*v1.values(), *v2.values()]:
         for row in dataset:
             for text, start in zip(row["answers"]["text"], row["answers"]["answer_start"]):
@@ -265,8 +266,16 @@ def test_tiny_qa_sample():
     assert data.squad_dataset_stats(v1["train"])["unanswerable"] == 0
 
 
+def test_tiny_qa_validation_asks_new_questions():
+    v2 = data.load_tiny("qa", version=2)
+    assert not set(v2["train"]["question"]) & set(v2["validation"]["question"])
+    assert not set(v2["train"]["id"]) & set(v2["validation"]["id"])
+
+
 def test_tiny_qa_has_answers_beyond_the_first_window(tokenizer):
-    """A 384-token window holds at most ~365 context tokens: some answers must need the second window."""
+    """The tiny preset's QA window holds fewer context tokens than the long paragraphs: some answers
+    must need the second window."""
+    window = get_preset("tiny").qa_max_length
     for split in ("train", "validation"):
         dataset = data.load_tiny("qa")[split]
         late = []
@@ -275,7 +284,7 @@ def test_tiny_qa_has_answers_beyond_the_first_window(tokenizer):
             start = row["answers"]["answer_start"][0]
             token = next(i for i, (s, e) in enumerate(encoding["offset_mapping"])
                          if encoding.sequence_ids()[i] == 1 and e > start)
-            late.append(token >= 384)
+            late.append(token >= window)
         assert any(late), split
 
 
@@ -381,8 +390,8 @@ def test_subset_is_deterministic_and_in_file_order():
         assert [int(i) for i in first[split]["id"]] == sorted(int(i) for i in first[split]["id"])
     assert first["train"]["id"] != other["train"]["id"]
     limited = data.load_tiny("ner", max_examples={"train": 5})
-    assert [len(limited[s]) for s in ("train", "validation", "test")] == [5, 25, 25]
-    assert len(data.subset(splits["train"], 1000)) == 63
+    assert [len(limited[s]) for s in ("train", "validation", "test")] == [5, 50, 48]
+    assert len(data.subset(splits["train"], 1000)) == 170
     with pytest.raises(ValueError, match="splits \\['dev'\\]"):
         data.subset(splits, {"dev": 3})
     with pytest.raises(ValueError, match="at least 1"):
