@@ -265,6 +265,8 @@ def metrics_without_time(folder) -> dict:
 
 @pytest.mark.slow
 def test_same_seed_twice_and_resume_give_the_same_metrics(files, capsys, tmp_path):
+    from nerqa_helpers.presets import get_preset
+
     first, second = tmp_path / "first", tmp_path / "second"
     for folder in (first, second):
         result = nerqa(capsys, *train(files, folder, "--checkpoint-every", 4))
@@ -276,7 +278,7 @@ def test_same_seed_twice_and_resume_give_the_same_metrics(files, capsys, tmp_pat
     fresh = nerqa(capsys, *train(files, second, "--checkpoint-every", 4))
     assert "holds a checkpoint (step 4" in fresh.out  # a fresh run says what it replaces
     assert_one_error_line(nerqa(capsys, *train(files, first, "--checkpoint-every", 4, "--resume", "--batch-size", 4)),
-                          "other settings (batch_size=8 there, 4 now)")
+                          f"other settings (batch_size={get_preset('tiny').batch_size} there, 4 now)")
     (first / "checkpoint" / "optimizer.bin").write_bytes(b"\0" * 100)
     assert_one_error_line(nerqa(capsys, *train(files, first, "--checkpoint-every", 4, "--resume")),
                           "damaged optimizer.bin")
