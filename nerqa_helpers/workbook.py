@@ -109,8 +109,8 @@ class Settings:
         return {name: getattr(self, name) for name in WINDOW_FIELDS}
 
     def sizes(self) -> dict:
-        """Rows per task and split, as ``data.load_task_data`` takes them."""
-        return {"ner": {"train": self.ner_train, "validation": self.ner_eval, "test": self.ner_eval},
+        """Rows per task and split, as ``data.load_task_data`` takes them (the NER test split whole)."""
+        return {"ner": {"train": self.ner_train, "validation": self.ner_eval, "test": None},
                 "qa": {"train": self.qa_train, "validation": self.qa_eval}}
 
 
