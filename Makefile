@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run test test-unit test-notebooks test-browser bench bundle report clean
+.PHONY: install run test test-fast test-unit test-notebooks test-browser test-widgets-77 bench allocations bundle report clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 NERQA_TINY=1 TQDM_DISABLE=1 $(PY) -m pytest -q tests
 	HF_HUB_OFFLINE=1 NERQA_TINY=1 TQDM_DISABLE=1 $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
+# The unit tests without the slow ones (real training runs, DDP, subprocesses): about a minute.
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 NERQA_TINY=1 TQDM_DISABLE=1 $(PY) -m pytest -q -m "not slow" tests
+
 test-unit: $(STAMP)
 	HF_HUB_OFFLINE=1 NERQA_TINY=1 TQDM_DISABLE=1 $(PY) -m pytest -q tests
 
@@ -36,7 +40,7 @@ test-notebooks: $(STAMP)
 # Training and inference speed against a pad-to-max loop and the bare encoder (see benchmarks/README.md).
 BENCH_PRESET ?= cpu
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(PY) benchmarks/bench.py --preset $(BENCH_PRESET) --out reports/benchmark-$(BENCH_PRESET).json
+	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 NERQA_DATA_DIR=$(NERQA_DATA_DIR) $(PY) benchmarks/bench.py --preset $(BENCH_PRESET) --out reports/benchmark-$(BENCH_PRESET).json
 
 # Offline bundle (<= 64 MiB, not committed) for the full-data GPU run: scripts/gpu/run_full.sh.
 bundle: $(STAMP)
@@ -44,6 +48,15 @@ bundle: $(STAMP)
 
 clean:
 	rm -rf runs outputs .pytest_cache
+
+# Colab's ipywidgets 7.7: a second venv with ipywidgets 7.7 runs the widget tests (5-9 min, not in CI).
+test-widgets-77: $(STAMP)
+	scripts/check_ipywidgets77.sh $(PYTHON)
+
+# The allocation table of the default CPU run (reports/allocations; ~8 min per allocation on 2 idle
+# cores, a rerun skips finished ones): see benchmarks/allocations.py.
+allocations: $(STAMP)
+	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(PY) benchmarks/allocations.py --data-dir $(NERQA_DATA_DIR) --out reports/allocations
 
 # Every method x seed of experiments/$(EXPERIMENT).json, then its report in
 # reports/experiments-$(EXPERIMENT)/ (a rerun skips finished runs). `make report` only rewrites the

@@ -42,6 +42,7 @@ ALLOCATIONS = {preset.name: preset for preset in (
     allocation("ner-all-qa2500-w256", None, 2500, qa_max_length=256, doc_stride=96),
     allocation("ner-all-qa5000-w256", None, 5000, qa_max_length=256, doc_stride=96),
     allocation("ner-all-qa2500x2-w256", None, 2500, qa_epochs=2.0, qa_max_length=256, doc_stride=96),
+    allocation("ner-all-qa4000-w256", None, 4000, qa_max_length=256, doc_stride=96),
     allocation("ner-all-qa5000-w256-lr3e-4", None, 5000, learning_rate=3e-4, qa_max_length=256, doc_stride=96),
 )}
 """Every allocation the table may hold, by name (``None`` = all of a task's training data)."""

@@ -90,6 +90,7 @@ def command_train(args) -> dict:
         seed=args.seed, progress=not args.quiet,
         early_stopping_patience=args.early_stopping, checkpoint_every=args.checkpoint_every or None,
         deterministic=args.deterministic, num_workers=args.num_workers, torch_compile=args.compile,
+        mixed_precision=args.mixed_precision,
     )
     if resume_note:
         print(resume_note)
@@ -334,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--resume", action="store_true",
                          help="go on from OUTPUT_DIR's checkpoint (same settings; --learning-rate may differ)")
         sub.add_argument("--deterministic", action="store_true", help="deterministic GPU kernels (slower)")
+        sub.add_argument("--mixed-precision", default="auto", choices=("auto", "bf16", "fp16", "no"),
+                         help="auto: bf16 from compute capability 8.0, fp16 on 7.x (T4), fp32 on the CPU")
         sub.add_argument("--num-workers", type=_count, default=0, metavar="N",
                          help="data loader worker processes (0: collate in the training process)")
         sub.add_argument("--compile", action="store_true",

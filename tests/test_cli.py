@@ -290,6 +290,23 @@ def test_a_diverging_run_is_one_line_naming_the_checkpoint(files, capsys, tmp_pa
     assert "Last checkpoint: step" in result.err and "--resume" in result.err
 
 
+def test_mixed_precision_is_passed_to_the_accelerator(files, capsys, tmp_path, monkeypatch):
+    from nerqa_helpers import training
+
+    asked, real = [], training.Accelerator
+
+    def recording(**kwargs):  # note what the loop asked for, then train in float32 (this is a CPU)
+        asked.append(kwargs["mixed_precision"])
+        return real(**{**kwargs, "mixed_precision": "no"})
+
+    monkeypatch.setattr(training, "Accelerator", recording)
+    for choice in ("fp16", "auto"):
+        result = nerqa(capsys, *train(files, tmp_path / choice, "--mixed-precision", choice, "--checkpoint-every", 0))
+        assert result.code == 0, result.err[-2000:]
+    assert asked == ["fp16", "no"]  # auto on a CPU: float32
+    assert nerqa(capsys, *train(files, tmp_path / "bad", "--mixed-precision", "fp8")).code == 2
+
+
 # -- make run: the preset follows the data rule -------------------------------------------------
 @pytest.mark.parametrize("hub, tiny, give_folder, preset", [
     (True, False, False, "small"),  # no folder, the hub answers: real data

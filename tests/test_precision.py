@@ -75,8 +75,11 @@ def test_a_balancer_that_writes_gradients_by_hand_never_gets_fp16(gpu, monkeypat
 
     from nerqa_helpers import training
 
+    from nerqa_helpers.extensions import GradNorm, PCGrad
+
     seen = {}
     monkeypatch.setattr(training, "Accelerator", lambda **kwargs: seen.update(kwargs))
+    assert PCGrad.supports_loss_scaling is False and getattr(GradNorm, "supports_loss_scaling", True)
     by_hand = SimpleNamespace(supports_loss_scaling=False)
     gpu(7, 5)
     training.make_accelerator(training.TrainingConfig(), by_hand)

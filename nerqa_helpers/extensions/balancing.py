@@ -253,6 +253,8 @@ class PCGrad(LossBalancer):
     """
 
     joint = True
+    supports_loss_scaling = False
+    """``training.make_accelerator`` trains in float32 where fp16 would be picked."""
 
     def __init__(self, model: nn.Module, weights: Mapping[str, float] | None = None,
                  gradient_accumulation_steps: int = 1, seed: int = 0):
