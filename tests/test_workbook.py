@@ -38,7 +38,7 @@ def test_without_data_the_workbook_runs_tiny(environment, tmp_path):
 def test_a_data_folder_selects_the_small_preset_unless_tiny_is_asked_for(environment, tmp_path):
     environment.setenv("NERQA_DATA_DIR", str(real_looking_data(tmp_path)))
     s = workbook.settings()
-    assert (s.tiny, s.preset, s.ner_train, s.qa_eval) == (False, "small", 2000, 500)
+    assert (s.tiny, s.preset, s.ner_train, s.qa_eval) == (False, "small", None, 500)
     assert s.data_dir == str((tmp_path / "data").resolve())
     environment.setenv("NERQA_TINY", "1")
     assert workbook.settings().preset == "tiny"

@@ -1,0 +1,53 @@
+"""The allocation table (benchmarks/allocations.py): the `small` preset is one of its measured rows,
+and the report says which rows shared the cores and at what CPU speed each was measured."""
+import importlib.util
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from nerqa_helpers.presets import PRESETS
+
+ALLOCATIONS_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "allocations.py"
+SMALL_ALLOCATION = "ner-all-qa4000-w256"
+
+
+@pytest.fixture(scope="module")
+def allocations():
+    spec = importlib.util.spec_from_file_location("nerqa_allocations", ALLOCATIONS_PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["nerqa_allocations"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def record(name, **fields):
+    values = {"name": name, "ner_train": None, "qa_train": 4000, "ner_epochs": 1.0, "qa_epochs": 1.0,
+              "learning_rate": 2e-4, "batch_size": 16, "qa_max_length": 256, "doc_stride": 96, "seed": 0,
+              "steps": 1164, "train_seconds": 600.0, "ner_f1": 88.0, "test_ner_f1": 84.0,
+              "qa_exact_match": 37.0, "qa_f1": 51.0, "wall_seconds": 640.0, "load_before": 0.1, "load_after": 1.9}
+    return {**values, **fields}
+
+
+def test_the_small_preset_is_the_measured_allocation(allocations):
+    measured = allocations.ALLOCATIONS[SMALL_ALLOCATION]
+    assert replace(measured, name="small") == PRESETS["small"]
+
+
+def test_the_report_orders_rows_marks_busy_runs_and_shows_cpu_speed(allocations, tmp_path):
+    lines = [record("ner-all-qa5000-w256", load_after=2.6, cpu_gflops=141),
+             record(SMALL_ALLOCATION, qa_f1=40.0),
+             record(SMALL_ALLOCATION, qa_f1=51.58)]  # a later line for the same name wins
+    (tmp_path / "runs.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n")
+    page = allocations.write_report(tmp_path).read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| ner-all")]
+    assert [row.split(" | ")[0] for row in rows] == ["| ner-all-qa5000-w256", "| ner-all-qa4000-w256"]
+    busy, small = rows  # the order of ALLOCATIONS, not of the file
+    assert small.rstrip(" |").endswith("51.58") and "| — |" in small and "*" not in small
+    assert "| 600* | 640* |" in busy and "| 141 |" in busy
+
+
+def test_cpu_speed_is_a_positive_rate(allocations):
+    assert allocations.cpu_speed(size=64, repeats=2) > 0
