@@ -22,7 +22,7 @@ loading, one forward and one backward; the first ``warmup`` steps of every loop 
 
 Then: evaluation throughput (``evaluation.evaluate`` per task, post-processing included) and the
 latency of ``inference.MultiTaskPipeline`` for one 30-word NER sentence and one 384-token QA
-window. Data: by the project's data rule (``data.load_task_data``): ``--data-dir`` or
+window. Data: by the project's data rule (``sources.load_task_data``): ``--data-dir`` or
 ``$NERQA_DATA_DIR``, else the Hugging Face hub when it answers (or is cached), else the bundled tiny
 sample; the ``tiny`` preset always uses the sample (the JSON says which data was used and why).
 """
@@ -53,7 +53,7 @@ try:
 except ImportError:  # a checkout that was not installed
     sys.path.insert(0, str(REPO))
 
-from nerqa_helpers import data  # noqa: E402
+from nerqa_helpers import sources  # noqa: E402
 from nerqa_helpers.encoders import load_tokenizer  # noqa: E402
 from nerqa_helpers.model import MultiTaskModel  # noqa: E402
 from nerqa_helpers.precision import autocast_for, precision_for  # noqa: E402
@@ -212,12 +212,12 @@ def throughput(clock: StepClock, sizes: list[tuple[str, int, int]], warmup: int)
 def load_benchmark_tasks(preset: BenchPreset, tokenizer, data_dir: str | None, seed: int = 0):
     """Tokenized tasks (train pools + evaluation sets) and a line saying which data was used and why.
 
-    The data rule of ``data.load_task_data``; the tiny preset uses the bundled sample unless
+    The data rule of ``sources.load_task_data``; the tiny preset uses the bundled sample unless
     ``data_dir`` is given."""
     sizes = {"ner": {"train": preset.ner_pool, "validation": preset.ner_eval},
              "qa": {"train": preset.qa_pool, "validation": preset.qa_eval}}
     tiny = True if preset.tiny_data and data_dir is None else None
-    ner, qa, source = data.load_task_data(("ner", "qa"), sizes, seed, data_dir=data_dir, tiny=tiny)
+    ner, qa, source = sources.load_task_data(("ner", "qa"), sizes, seed, data_dir=data_dir, tiny=tiny)
     tasks = build_tasks(tokenizer, {k: ner[k] for k in ("train", "validation")}, qa, **DEFAULTS.windows())
     return tasks, source
 

@@ -43,9 +43,9 @@ def data_files(args) -> dict[str, dict]:
 
 def load_data(args, preset, squad_v2: bool = False):
     """(ner, qa, source) for a command: files named on the command line, else the data rule
-    (``data.load_task_data``: --data-dir / NERQA_DATA_DIR, the hub, the bundled sample; the tiny
+    (``sources.load_task_data``: --data-dir / NERQA_DATA_DIR, the hub, the bundled sample; the tiny
     preset means the sample), cut to the preset's sizes."""
-    from .data import load_task_data
+    from .sources import load_task_data
 
     return load_task_data(("ner", "qa"), preset, args.seed, data_dir=args.data_dir,
                           squad_version=2 if squad_v2 else 1, files=data_files(args))
@@ -170,7 +170,7 @@ def command_predict(args):
 
 def command_run(args) -> dict:
     """``make run``: train and evaluate on real data when found (``small``), else on ``tiny``."""
-    from .data import choose_data_source
+    from .sources import choose_data_source
 
     started = time.perf_counter()
     source = choose_data_source(args.data_dir)  # the data rule: folder, hub, else the bundled sample

@@ -1,6 +1,7 @@
-"""CoNLL-2003 and SQuAD as ``datasets.DatasetDict`` objects, from local files, the hub or the tiny sample.
+"""CoNLL-2003 and SQuAD as ``datasets.DatasetDict`` objects, from local files or the tiny sample.
 
-Columns of the NER datasets (``read_conll``, ``load_conll``, ``load_tiny("ner")``, ``load_hub_conll``):
+Columns of the NER datasets (``read_conll``, ``load_conll``, ``load_tiny("ner")``; also
+``sources.load_hub_conll``):
 
     id           str        sentence number within its file: "0", "1", ...
     document_id  int32      which ``-DOCSTART-`` document the sentence is in: 0, 1, ... (-1 from the hub,
@@ -8,7 +9,7 @@ Columns of the NER datasets (``read_conll``, ``load_conll``, ``load_tiny("ner")`
     tokens       list[str]  the words of the sentence
     ner_tags     list[ClassLabel(names=NER_LABELS)]  one IOB2 tag per word (stored as class ids)
 
-Columns of the QA datasets (``read_squad``, ``load_squad``, ``load_tiny("qa")``, ``load_hub_squad``):
+Columns of the QA datasets (``read_squad``, ``load_squad``, ``load_tiny("qa")``; also ``sources.load_hub_squad``):
 
     id, title, context, question   str
     answers      {"text": list[str], "answer_start": list[int32]}: character offsets into ``context``;
@@ -19,12 +20,7 @@ Where the files are looked for: ``data_dir`` (argument), else ``$NERQA_DATA_DIR`
 CoNLL files are ``conll2003/{train,validation,test}.txt`` (or ``conll/...``); SQuAD files are in
 ``squad/`` (v2: ``squad_v2/``), see :func:`squad_files` for the order in which file names are tried.
 ``load_tiny`` reads the small sample that ships inside the package (``nerqa_helpers/tiny_data``).
-
-Which data a run uses is one rule, :func:`choose_data_source`, and every face (command line,
-notebooks, experiments, benchmark) loads through :func:`load_task_data`: ``$NERQA_TINY=1`` → the
-tiny sample; a data folder (``data_dir`` / ``$NERQA_DATA_DIR``) → local files; else the Hugging Face
-hub when it answers (kept in the usual Hugging Face datasets cache, so offline runs find it); else
-the tiny sample. Each load prints one line, ``data: <which>, because <why>``.
+The hub loaders and the rule for which data a run uses are in :mod:`nerqa_helpers.sources`.
 
 CoNLL-2003 is distributed in IOB1 (an entity starts with ``I-`` unless it directly follows one of
 the same type). Every file is converted to IOB2 (every entity starts with ``B-``) while loading;
@@ -37,13 +33,10 @@ import os
 import warnings
 from collections import Counter
 from pathlib import Path
-from dataclasses import dataclass
-from typing import Iterator, Mapping, NamedTuple
+from typing import Iterator, Mapping
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
-
-from .encoders import hub_reachable as _hub_reachable
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 """IOB2 tags of CoNLL-2003 in the order the hub's ``ner_tags`` ClassLabel uses."""
@@ -51,11 +44,6 @@ NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC
 CONLL_SPLITS = ("train", "validation", "test")
 SQUAD_SPLITS = ("train", "validation")
 DATA_DIR_VARIABLE = "NERQA_DATA_DIR"
-
-CONLL_HUB_ID, CONLL_HUB_REVISION = "eriktks/conll2003", "refs/convert/parquet"
-"""The main branch of eriktks/conll2003 holds a loading script, which datasets>=4 refuses; the hub's
-parquet export of the same data (same columns and ClassLabel) lives on this revision."""
-SQUAD_HUB_IDS = {1: "rajpurkar/squad", 2: "rajpurkar/squad_v2"}
 
 SQUAD_FEATURES = Features(
     {
@@ -70,10 +58,6 @@ SQUAD_FEATURES = Features(
 
 class DataFormatError(ValueError):
     """A data file breaks its format; the message names the file and the line or question id."""
-
-
-class HubUnavailableError(ConnectionError):
-    """The Hugging Face hub cannot be used; the message says how to use local files instead."""
 
 
 def ner_features(label_names: list[str] = NER_LABELS) -> Features:
@@ -100,7 +84,7 @@ def tiny_data_dir() -> Path:
     return Path(__file__).resolve().parent / "tiny_data"
 
 
-def _require_data_dir(data_dir) -> Path:
+def require_data_dir(data_dir) -> Path:
     """:func:`find_data_dir`, but an error that says what to do when there is no usable folder."""
     folder = find_data_dir(data_dir)
     if folder is None:
@@ -237,7 +221,7 @@ def load_conll(
 
     ``max_examples`` and ``seed`` draw a deterministic subset (see :func:`subset`).
     """
-    files = files if files is not None else conll_files(_require_data_dir(data_dir))
+    files = files if files is not None else conll_files(require_data_dir(data_dir))
     splits = DatasetDict({split: read_conll(path) for split, path in files.items()})
     check_same_entity_types(splits)
     return subset(splits, max_examples, seed)
@@ -375,14 +359,15 @@ def load_squad(
     version: int = 1,
 ) -> DatasetDict:
     """SQuAD train / validation from a data folder (files chosen by :func:`squad_files`) or ``files``."""
-    files = files if files is not None else squad_files(_require_data_dir(data_dir), version)
+    files = files if files is not None else squad_files(require_data_dir(data_dir), version)
     splits = DatasetDict({split: read_squad(path) for split, path in files.items()})
     return subset(splits, max_examples, seed)
 
 
 # -- tiny sample and subsets ------------------------------------------------------------------------
 def load_tiny(task: str, version: int = 1, max_examples=None, seed: int = 0) -> DatasetDict:
-    """The bundled small sample (``tiny_data_dir()``): ``task="ner"`` (train/validation/test) or ``"qa"`` (train/validation)."""
+    """The bundled small sample (``tiny_data_dir()``): ``task="ner"`` (train/validation/test) or ``"qa"``
+    (train/validation)."""
     if task == "ner":
         return load_conll(tiny_data_dir(), max_examples=max_examples, seed=seed)
     if task == "qa":
@@ -440,195 +425,3 @@ def squad_dataset_stats(dataset: Dataset) -> dict:
         "answers": sum(answer_counts),
         "unanswerable": answer_counts.count(0),
     }
-
-
-# -- the Hugging Face hub ---------------------------------------------------------------------------
-def _offline_mode() -> bool:
-    """True when HF_HUB_OFFLINE is set now or was set when huggingface_hub was imported."""
-    from huggingface_hub import constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in {"1", "true", "yes", "on"}
-    return flag or bool(constants.HF_HUB_OFFLINE)
-
-
-def _hub_error(repo_id: str, why: str) -> HubUnavailableError:
-    error = HubUnavailableError(
-        f"Cannot load {repo_id!r} from the Hugging Face hub: {why}. Use local files instead: pass "
-        f"data_dir=... to load_conll / load_squad or set {DATA_DIR_VARIABLE} to a folder holding conll2003/ "
-        "and squad/; or use load_tiny('ner') / load_tiny('qa') for the small sample."
-    )
-    error.why = why
-    return error
-
-
-def _load_from_hub(repo_id: str, revision: str | None = None) -> DatasetDict:
-    """``datasets.load_dataset`` that fails within seconds, with advice, when the hub cannot be used."""
-    from datasets import load_dataset
-
-    offline = _offline_mode()
-    if not offline and not _hub_reachable():
-        raise _hub_error(repo_id, "the hub cannot be reached")
-    try:  # offline, this still works when the dataset is in the local cache
-        return load_dataset(repo_id, revision=revision)
-    except (OSError, RuntimeError) as error:
-        why = "HF_HUB_OFFLINE is set and it is not in the local cache" if offline else f"loading failed ({error})"
-        raise _hub_error(repo_id, why) from error
-
-
-def _hub_conll_split(dataset: Dataset) -> Dataset:
-    """A hub CoNLL split with the local loader's columns and Features (document_id -1: unknown)."""
-    names = dataset.features["ner_tags"].feature.names
-    if names != NER_LABELS:
-        raise DataFormatError(f"{CONLL_HUB_ID}: ner_tags names {names} differ from NER_LABELS {NER_LABELS}")
-    dataset = dataset.add_column("document_id", [-1] * len(dataset))
-    features = ner_features()
-    return dataset.select_columns(list(features)).cast(features)
-
-
-def load_hub_conll(max_examples=None, seed: int = 0) -> DatasetDict:
-    """CoNLL-2003 from the hub's parquet export of ``eriktks/conll2003``, columns as :func:`load_conll`."""
-    raw = _load_from_hub(CONLL_HUB_ID, CONLL_HUB_REVISION)
-    return subset(DatasetDict({split: _hub_conll_split(raw[split]) for split in CONLL_SPLITS}), max_examples, seed)
-
-
-def load_hub_squad(version: int = 1, max_examples=None, seed: int = 0) -> DatasetDict:
-    """SQuAD v1.1 (rajpurkar/squad) or v2.0 (rajpurkar/squad_v2) from the hub, columns as :func:`load_squad`."""
-    if version not in SQUAD_HUB_IDS:
-        raise ValueError(f"SQuAD version must be 1 or 2, not {version!r}")
-    raw = _load_from_hub(SQUAD_HUB_IDS[version])
-    splits = {split: raw[split].select_columns(list(SQUAD_FEATURES)).cast(SQUAD_FEATURES) for split in SQUAD_SPLITS}
-    return subset(DatasetDict(splits), max_examples, seed)
-
-
-# -- the data rule: which data a run uses ------------------------------------------------------------
-TINY_VARIABLE = "NERQA_TINY"
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """Where a run's data comes from: ``kind`` "tiny" (the bundled sample), "dir" (local files in
-    ``folder``) or "hub" (the Hugging Face hub, cached in the usual HF cache); ``reason`` says why."""
-
-    kind: str
-    reason: str
-    folder: Path | None = None
-
-    def describe(self) -> str:
-        """One line: what is used and why, e.g. ``data: the Hugging Face hub (...): no data folder ...``."""
-        where = {"tiny": f"the bundled tiny sample ({tiny_data_dir()})", "dir": f"local files in {self.folder}",
-                 "hub": "the Hugging Face hub (kept in the Hugging Face datasets cache)"}[self.kind]
-        return f"data: {where}, because {self.reason}"
-
-
-class TaskDatasets(NamedTuple):
-    """What :func:`load_task_data` returns: ``ner, qa, source = load_task_data(...)``."""
-
-    ner: DatasetDict | None
-    qa: DatasetDict | None
-    source: str
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _hub_cached(repo_id: str) -> bool:
-    """Whether ``datasets`` holds a prepared copy of ``repo_id`` in its cache (usable offline)."""
-    from datasets import config
-
-    return any(Path(config.HF_DATASETS_CACHE).glob(repo_id.replace("/", "___") + "*"))
-
-
-def choose_data_source(data_dir: str | os.PathLike | None = None, tiny: bool | None = None) -> DataSource:
-    """The data rule, in this order: ``tiny`` (or ``$NERQA_TINY=1``) → the bundled sample; ``data_dir``
-    (or ``$NERQA_DATA_DIR``) → local files; the hub when it answers (offline: when its copy is
-    cached) → the hub; otherwise the bundled sample. Arguments come before the environment (a
-    ``data_dir`` given here beats ``$NERQA_TINY``); ``tiny=False`` ignores ``$NERQA_TINY``. Loads nothing."""
-    if tiny:
-        return DataSource("tiny", "tiny mode was asked for")
-    if tiny is None and data_dir is None and _flag(TINY_VARIABLE):
-        return DataSource("tiny", f"{TINY_VARIABLE}=1 is set")
-    folder = find_data_dir(data_dir)
-    if folder is not None:
-        named = "data_dir was given" if data_dir is not None else f"{DATA_DIR_VARIABLE} is set"
-        return DataSource("dir", named, folder)
-    unset = f"no data folder was given ({DATA_DIR_VARIABLE} is unset)"
-    if _offline_mode():
-        if _hub_cached(CONLL_HUB_ID) and _hub_cached(SQUAD_HUB_IDS[1]):
-            return DataSource("hub", f"{unset} and the hub's datasets are in the local cache (HF_HUB_OFFLINE is set)")
-        return DataSource("tiny", f"{unset}, HF_HUB_OFFLINE is set and the hub's datasets are not cached")
-    if _hub_reachable():
-        return DataSource("hub", f"{unset} and the Hugging Face hub answered")
-    return DataSource("tiny", f"{unset} and the Hugging Face hub cannot be reached")
-
-
-def _task_sizes(sizes) -> dict:
-    """``sizes`` as ``{"ner": {split: rows}, "qa": {split: rows}}``; a Preset gives its own (``Preset.sizes()``)."""
-    if sizes is None:
-        return {"ner": {}, "qa": {}}
-    return sizes.sizes() if hasattr(sizes, "sizes") else {task: dict(sizes.get(task) or {}) for task in ("ner", "qa")}
-
-
-def _load_source(source: DataSource, tasks, squad_version: int) -> dict:
-    """task → DatasetDict (all rows) from ``source``."""
-    loaders = {
-        "tiny": {"ner": lambda: load_tiny("ner"), "qa": lambda: load_tiny("qa", version=squad_version)},
-        "dir": {"ner": lambda: load_conll(source.folder), "qa": lambda: load_squad(source.folder, version=squad_version)},
-        "hub": {"ner": load_hub_conll, "qa": lambda: load_hub_squad(squad_version)},
-    }[source.kind]
-    return {task: loaders[task]() for task in tasks}
-
-
-def load_task_data(
-    tasks=("ner", "qa"),
-    sizes=None,
-    seed: int = 0,
-    data_dir: str | os.PathLike | None = None,
-    tiny: bool | None = None,
-    squad_version: int = 1,
-    files: Mapping[str, Mapping[str, str | os.PathLike]] | None = None,
-) -> TaskDatasets:
-    """The NER and QA ``DatasetDict``s of a run, cut to ``sizes`` with ``seed``, by the one data rule.
-
-    tasks: which of "ner", "qa" to load (the other comes back None). sizes: a ``presets.Preset`` (its
-    ``sizes()``; the ``tiny`` preset also means the bundled sample unless ``data_dir`` or ``files``
-    are given) or ``{"ner": {split: rows}, "qa": {split: rows}}``; None = all rows. data_dir / tiny:
-    see :func:`choose_data_source`. files: ``{"ner": {split: path}, "qa": {split: path}}``, files
-    named one by one (they win; a task without files then comes from ``data_dir`` or is None).
-    Prints one line saying which data is used and why; returns ``(ner, qa, source)``.
-    """
-    tasks = tuple(tasks)
-    if files and any(files.values()):
-        loaded, source = _load_files(tasks, files, data_dir, squad_version)
-    else:
-        if tiny is None and getattr(sizes, "name", None) == "tiny" and data_dir is None:
-            chosen = DataSource("tiny", "the tiny preset trains on the bundled sample")
-        else:
-            chosen = choose_data_source(data_dir, tiny)
-        if chosen.kind == "dir":
-            _require_data_dir(chosen.folder)
-        try:
-            loaded = _load_source(chosen, tasks, squad_version)
-        except HubUnavailableError as error:
-            chosen = DataSource("tiny", f"the Hugging Face hub could not be used ({getattr(error, 'why', error)})")
-            loaded = _load_source(chosen, tasks, squad_version)
-        source = chosen.describe()
-    print(source)
-    limits = _task_sizes(sizes)
-    cut = {task: subset(splits, {s: n for s, n in limits[task].items() if s in splits} or None, seed)
-           for task, splits in loaded.items() if splits is not None}
-    return TaskDatasets(cut.get("ner"), cut.get("qa"), source)
-
-
-def _load_files(tasks, files, data_dir, squad_version: int) -> tuple[dict, str]:
-    """Files named per split (the command line's --ner-train ...); other tasks from ``data_dir`` or None."""
-    folder = find_data_dir(data_dir)
-    loaded = {}
-    for task in tasks:
-        named = dict(files.get(task) or {})
-        if task == "ner" and (named or folder):
-            loaded[task] = load_conll(folder, files=named or None)
-        elif task == "qa" and (named or folder):
-            loaded[task] = load_squad(folder, files=named or None, version=squad_version)
-    where = "files named on the command line" + (f" and {folder}" if folder else "")
-    return loaded, f"data: {where}, because they were given"

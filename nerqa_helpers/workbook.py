@@ -5,7 +5,7 @@ The notebooks read their parameters from environment variables, so CI can run th
     NERQA_TINY=1         bundled tiny sample and the ``tiny`` preset
     NERQA_DATA_DIR       folder with conll2003/ and squad/ (real data, the ``small`` preset)
     (neither)            the Hugging Face hub when it answers (``small`` preset), else the tiny sample:
-                         the data rule of ``data.choose_data_source``; one line says which and why
+                         the data rule of ``sources.choose_data_source``; one line says which and why
     NERQA_PRESET         tiny | small | full, to override the choice above
     NERQA_ENCODER        "default" (bundled MiniLM), a local folder, or a hub id (bert-base-uncased)
     NERQA_NER_TRAIN, NERQA_QA_TRAIN, NERQA_NER_EVAL, NERQA_QA_EVAL   sample sizes ("all" for everything)
@@ -109,7 +109,7 @@ class Settings:
         return {name: getattr(self, name) for name in WINDOW_FIELDS}
 
     def sizes(self) -> dict:
-        """Rows per task and split, as ``data.load_task_data`` takes them (the NER test split whole)."""
+        """Rows per task and split, as ``sources.load_task_data`` takes them (the NER test split whole)."""
         return {"ner": {"train": self.ner_train, "validation": self.ner_eval, "test": None},
                 "qa": {"train": self.qa_train, "validation": self.qa_eval}}
 
@@ -134,13 +134,13 @@ def _flag(name: str) -> bool:
 def settings(**overrides) -> Settings:
     """Read the notebook parameters from the environment; keyword arguments override any field.
 
-    The data follows the one data rule (``data.choose_data_source``): ``NERQA_TINY=1`` → the bundled
+    The data follows the one data rule (``sources.choose_data_source``): ``NERQA_TINY=1`` → the bundled
     sample; ``NERQA_DATA_DIR`` → local files; else the Hugging Face hub when it answers; else the
     sample. Real data gets the ``small`` preset, the sample the ``tiny`` one (``NERQA_PRESET``
     overrides; the tiny preset always means the sample). With ``TQDM_DISABLE=1`` progress bars are
     switched off, also those of ``datasets``.
     """
-    from .data import choose_data_source
+    from .sources import choose_data_source
     from .presets import get_preset
 
     source = choose_data_source()
@@ -224,8 +224,8 @@ def device_name() -> str:
 def load_datasets(s: Settings):
     """(ner, qa): the NER DatasetDict (train/validation/test) and the QA DatasetDict (train/validation)
     for these settings — the bundled sample, files in ``s.data_dir`` or the hub (``s.data_source``) —
-    cut to the sample sizes with ``s.seed`` (``data.load_task_data``, which prints where they come from)."""
-    from .data import load_task_data
+    cut to the sample sizes with ``s.seed`` (``sources.load_task_data``, which prints where they come from)."""
+    from .sources import load_task_data
 
     tiny = s.data_source == "tiny"
     ner, qa, _ = load_task_data(TASKS, s.sizes(), s.seed, data_dir=s.data_dir, tiny=tiny)

@@ -315,10 +315,10 @@ def test_mixed_precision_is_passed_to_the_accelerator(files, capsys, tmp_path, m
     (False, True, True, "small"),   # a folder given on the command line wins
 ])
 def test_make_run_picks_its_preset_by_the_data_rule(monkeypatch, capsys, tmp_path, hub, tiny, give_folder, preset):
-    from nerqa_helpers import cli, data
+    from nerqa_helpers import cli, sources
 
-    monkeypatch.setattr(data, "_offline_mode", lambda: False)
-    monkeypatch.setattr(data, "_hub_reachable", lambda: hub)
+    monkeypatch.setattr(sources, "_offline_mode", lambda: False)
+    monkeypatch.setattr(sources, "_hub_reachable", lambda: hub)
     monkeypatch.delenv("NERQA_DATA_DIR", raising=False)
     monkeypatch.setenv("NERQA_TINY", "1" if tiny else "0")
     chosen = {}

@@ -1,6 +1,5 @@
-"""Tests of nerqa_helpers.data: tag conversion, the file readers, bad input, subsets, the tiny sample, the hub."""
+"""Tests of nerqa_helpers.data: tag conversion, the file readers, bad input, subsets, the tiny sample."""
 import json
-import time
 import warnings
 from collections import Counter
 
@@ -396,43 +395,6 @@ def test_subset_is_deterministic_and_in_file_order():
         data.subset(splits, {"dev": 3})
     with pytest.raises(ValueError, match="at least 1"):
         data.subset(splits, 0)
-
-
-# -- the hub ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("load", [data.load_hub_conll, data.load_hub_squad, lambda: data.load_hub_squad(2)])
-def test_hub_loading_fails_fast_offline(monkeypatch, load):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    started = time.monotonic()
-    with pytest.raises(data.HubUnavailableError, match="NERQA_DATA_DIR") as caught:
-        load()
-    assert time.monotonic() - started < 10
-    assert "load_tiny" in str(caught.value)
-
-
-def test_hub_loading_fails_fast_when_unreachable(monkeypatch):
-    monkeypatch.setattr(data, "_offline_mode", lambda: False)
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
-    started = time.monotonic()
-    with pytest.raises(data.HubUnavailableError, match="cannot be reached.*NERQA_DATA_DIR"):
-        data.load_hub_squad()
-    assert time.monotonic() - started < 10
-
-
-def test_hub_conll_split_gets_the_local_columns():
-    """The conversion applied to a hub split, on a stand-in with the hub's columns and ClassLabel."""
-    from datasets import ClassLabel, Dataset, Features, List, Value
-
-    hub_features = Features({"id": Value("string"), "tokens": List(Value("string")),
-                             "pos_tags": List(Value("int32")), "chunk_tags": List(Value("int32")),
-                             "ner_tags": List(ClassLabel(names=NER_LABELS))})
-    hub = Dataset.from_dict({"id": ["0"], "tokens": [["Porto", "wins"]], "pos_tags": [[1, 2]],
-                             "chunk_tags": [[1, 2]], "ner_tags": [[5, 0]]}, features=hub_features)
-    local = data._hub_conll_split(hub)
-    assert local.features == data.read_conll(TINY / "conll" / "test.txt").features
-    assert local[0] == {"id": "0", "document_id": -1, "tokens": ["Porto", "wins"], "ner_tags": [5, 0]}
-    renamed = hub.cast_column("ner_tags", List(ClassLabel(names=list(reversed(NER_LABELS)))))
-    with pytest.raises(DataFormatError, match="differ from NER_LABELS"):
-        data._hub_conll_split(renamed)
 
 
 def test_no_warning_on_good_files():

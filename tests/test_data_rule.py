@@ -4,11 +4,13 @@ The hub is never contacted: ``datasets.load_dataset`` is replaced by a function 
 DatasetDicts built with the exact features of the hub's datasets (the CoNLL-2003 parquet export
 of eriktks/conll2003, rajpurkar/squad and rajpurkar/squad_v2), and reachability is mocked.
 """
+import time
+
 import datasets
 import pytest
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Sequence, Value
 
-from nerqa_helpers import data
+from nerqa_helpers import data, sources
 from nerqa_helpers.presets import get_preset
 
 POS_NAMES = ['"', "''", "#", "$", "(", ")", ",", ".", ":", "``", "CC", "CD", "DT", "EX", "FW", "IN", "JJ", "JJR",
@@ -55,12 +57,12 @@ def hub(monkeypatch):
 
     def load_dataset(repo_id, revision=None, **kwargs):
         calls.append((repo_id, revision))
-        return {data.CONLL_HUB_ID: hub_conll, "rajpurkar/squad": lambda: hub_squad(1),
+        return {sources.CONLL_HUB_ID: hub_conll, "rajpurkar/squad": lambda: hub_squad(1),
                 "rajpurkar/squad_v2": lambda: hub_squad(2)}[repo_id]()
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
-    monkeypatch.setattr(data, "_offline_mode", lambda: False)
-    monkeypatch.setattr(data, "_hub_reachable", lambda: True)
+    monkeypatch.setattr(sources, "_offline_mode", lambda: False)
+    monkeypatch.setattr(sources, "_hub_reachable", lambda: True)
     monkeypatch.delenv("NERQA_TINY", raising=False)
     monkeypatch.delenv("NERQA_DATA_DIR", raising=False)
     return calls
@@ -68,15 +70,15 @@ def hub(monkeypatch):
 
 @pytest.fixture()
 def no_hub(hub, monkeypatch):
-    monkeypatch.setattr(data, "_hub_reachable", lambda: False)
+    monkeypatch.setattr(sources, "_hub_reachable", lambda: False)
     return hub
 
 
 # -- the hub loaders against the hub's schemas ------------------------------------------------------
 def test_hub_conll_loads_to_the_local_columns_and_labels(hub):
-    loaded = data.load_hub_conll()
+    loaded = sources.load_hub_conll()
     local = data.load_tiny("ner")
-    assert hub == [(data.CONLL_HUB_ID, data.CONLL_HUB_REVISION)]
+    assert hub == [(sources.CONLL_HUB_ID, sources.CONLL_HUB_REVISION)]
     assert list(loaded) == list(local) == ["train", "validation", "test"]
     for split in loaded:
         assert loaded[split].features == local[split].features
@@ -88,9 +90,9 @@ def test_hub_conll_loads_to_the_local_columns_and_labels(hub):
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_hub_squad_loads_to_the_local_columns(hub, version):
-    loaded = data.load_hub_squad(version)
+    loaded = sources.load_hub_squad(version)
     local = data.load_tiny("qa", version=version)
-    assert hub == [(data.SQUAD_HUB_IDS[version], None)]
+    assert hub == [(sources.SQUAD_HUB_IDS[version], None)]
     assert list(loaded) == list(local) == ["train", "validation"]
     for split in loaded:
         assert loaded[split].features == local[split].features
@@ -104,7 +106,42 @@ def test_hub_conll_with_other_label_names_is_refused(hub, monkeypatch):
     renamed = renamed.cast_column("ner_tags", Sequence(ClassLabel(names=list(reversed(HUB_NER_NAMES)))))
     monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: renamed)
     with pytest.raises(data.DataFormatError, match="differ from NER_LABELS"):
-        data.load_hub_conll()
+        sources.load_hub_conll()
+
+
+# -- the hub loaders when the hub cannot be used ----------------------------------------------------
+@pytest.mark.parametrize("load", [sources.load_hub_conll, sources.load_hub_squad, lambda: sources.load_hub_squad(2)])
+def test_hub_loading_fails_fast_offline(monkeypatch, load):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.monotonic()
+    with pytest.raises(sources.HubUnavailableError, match="NERQA_DATA_DIR") as caught:
+        load()
+    assert time.monotonic() - started < 10
+    assert "load_tiny" in str(caught.value)
+
+
+def test_hub_loading_fails_fast_when_unreachable(monkeypatch):
+    monkeypatch.setattr(sources, "_offline_mode", lambda: False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    started = time.monotonic()
+    with pytest.raises(sources.HubUnavailableError, match="cannot be reached.*NERQA_DATA_DIR"):
+        sources.load_hub_squad()
+    assert time.monotonic() - started < 10
+
+
+def test_hub_conll_split_gets_the_local_columns():
+    """The conversion applied to a hub split, on a stand-in with the hub's columns and ClassLabel."""
+    hub_features = Features({"id": Value("string"), "tokens": List(Value("string")),
+                             "pos_tags": List(Value("int32")), "chunk_tags": List(Value("int32")),
+                             "ner_tags": List(ClassLabel(names=data.NER_LABELS))})
+    hub = Dataset.from_dict({"id": ["0"], "tokens": [["Porto", "wins"]], "pos_tags": [[1, 2]],
+                             "chunk_tags": [[1, 2]], "ner_tags": [[5, 0]]}, features=hub_features)
+    local = sources._hub_conll_split(hub)
+    assert local.features == data.read_conll(data.tiny_data_dir() / "conll" / "test.txt").features
+    assert local[0] == {"id": "0", "document_id": -1, "tokens": ["Porto", "wins"], "ner_tags": [5, 0]}
+    renamed = hub.cast_column("ner_tags", List(ClassLabel(names=list(reversed(data.NER_LABELS)))))
+    with pytest.raises(data.DataFormatError, match="differ from NER_LABELS"):
+        sources._hub_conll_split(renamed)
 
 
 # -- the rule ---------------------------------------------------------------------------------------
@@ -116,46 +153,46 @@ def only_line(capsys) -> str:
 
 def test_a_data_folder_comes_first(hub, monkeypatch, capsys):
     monkeypatch.setenv("NERQA_DATA_DIR", str(data.tiny_data_dir()))
-    ner, qa, source = data.load_task_data()
+    ner, qa, source = sources.load_task_data()
     assert hub == [] and source == only_line(capsys)
     assert f"local files in {data.tiny_data_dir()}" in source and "NERQA_DATA_DIR is set" in source
-    ner2, _, source = data.load_task_data(data_dir=data.tiny_data_dir(), tiny=False)
+    ner2, _, source = sources.load_task_data(data_dir=data.tiny_data_dir(), tiny=False)
     assert "data_dir was given" in source and len(ner2["train"]) == len(ner["train"])
 
 
 def test_the_hub_when_there_is_no_folder_and_it_answers(hub, capsys):
-    ner, qa, source = data.load_task_data(sizes={"ner": {"train": 1}, "qa": {"validation": 1}}, seed=3)
-    assert [repo for repo, _ in hub] == [data.CONLL_HUB_ID, "rajpurkar/squad"]
+    ner, qa, source = sources.load_task_data(sizes={"ner": {"train": 1}, "qa": {"validation": 1}}, seed=3)
+    assert [repo for repo, _ in hub] == [sources.CONLL_HUB_ID, "rajpurkar/squad"]
     assert source == only_line(capsys)
     assert "Hugging Face hub" in source and "NERQA_DATA_DIR is unset" in source and "answered" in source
     assert (len(ner["train"]), len(ner["validation"]), len(qa["train"]), len(qa["validation"])) == (1, 2, 2, 1)
 
 
 def test_the_sample_when_the_hub_cannot_be_reached(no_hub, capsys):
-    ner, qa, source = data.load_task_data()
+    ner, qa, source = sources.load_task_data()
     assert no_hub == [] and source == only_line(capsys)
     assert "bundled tiny sample" in source and "cannot be reached" in source
     assert len(ner["train"]) == len(data.load_tiny("ner")["train"])
 
 
 def test_offline_the_hub_counts_only_when_cached(hub, monkeypatch, capsys):
-    monkeypatch.setattr(data, "_offline_mode", lambda: True)
-    monkeypatch.setattr(data, "_hub_cached", lambda repo_id: False)
-    assert data.choose_data_source().kind == "tiny"
-    assert "HF_HUB_OFFLINE is set" in data.choose_data_source().reason
-    monkeypatch.setattr(data, "_hub_cached", lambda repo_id: True)
-    assert data.choose_data_source().kind == "hub"
+    monkeypatch.setattr(sources, "_offline_mode", lambda: True)
+    monkeypatch.setattr(sources, "_hub_cached", lambda repo_id: False)
+    assert sources.choose_data_source().kind == "tiny"
+    assert "HF_HUB_OFFLINE is set" in sources.choose_data_source().reason
+    monkeypatch.setattr(sources, "_hub_cached", lambda repo_id: True)
+    assert sources.choose_data_source().kind == "hub"
 
 
 def test_tiny_is_forced_by_the_variable_the_argument_and_the_tiny_preset(hub, monkeypatch, capsys):
-    assert "because tiny mode was asked for" in data.load_task_data(tiny=True).source
-    assert "because the tiny preset" in data.load_task_data(sizes=get_preset("tiny")).source
+    assert "because tiny mode was asked for" in sources.load_task_data(tiny=True).source
+    assert "because the tiny preset" in sources.load_task_data(sizes=get_preset("tiny")).source
     monkeypatch.setenv("NERQA_TINY", "1")
     monkeypatch.setenv("NERQA_DATA_DIR", "/nowhere")
-    assert "because NERQA_TINY=1 is set" in data.load_task_data().source
+    assert "because NERQA_TINY=1 is set" in sources.load_task_data().source
     assert hub == []
     folder = data.tiny_data_dir()  # an argument beats the environment
-    assert data.choose_data_source(data_dir=folder) == data.DataSource("dir", "data_dir was given", folder)
+    assert sources.choose_data_source(data_dir=folder) == sources.DataSource("dir", "data_dir was given", folder)
 
 
 def test_a_hub_that_fails_while_loading_falls_back_to_the_sample(hub, monkeypatch, capsys):
@@ -163,17 +200,17 @@ def test_a_hub_that_fails_while_loading_falls_back_to_the_sample(hub, monkeypatc
         raise OSError("connection reset")
 
     monkeypatch.setattr(datasets, "load_dataset", broken)
-    ner, qa, source = data.load_task_data(tasks=["ner"])
+    ner, qa, source = sources.load_task_data(tasks=["ner"])
     assert qa is None and "bundled tiny sample" in source and "connection reset" in source
     assert source == only_line(capsys)
 
 
 def test_a_missing_data_folder_is_an_error_not_a_fallback(hub):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        data.load_task_data(data_dir="/nowhere/at/all")
+        sources.load_task_data(data_dir="/nowhere/at/all")
 
 
 def test_files_named_one_by_one_win(hub, capsys):
     conll = data.tiny_data_dir() / "conll" / "validation.txt"
-    ner, qa, source = data.load_task_data(files={"ner": {"validation": conll}, "qa": {}})
+    ner, qa, source = sources.load_task_data(files={"ner": {"validation": conll}, "qa": {}})
     assert list(ner) == ["validation"] and qa is None and "files named" in only_line(capsys)

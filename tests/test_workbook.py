@@ -46,16 +46,16 @@ def test_a_data_folder_selects_the_small_preset_unless_tiny_is_asked_for(environ
 
 
 def test_where_the_hub_answers_notebooks_default_to_real_data(environment):
-    from nerqa_helpers import data
+    from nerqa_helpers import sources
 
-    environment.setattr(data, "_offline_mode", lambda: False)
-    environment.setattr(data, "_hub_reachable", lambda: True)
+    environment.setattr(sources, "_offline_mode", lambda: False)
+    environment.setattr(sources, "_hub_reachable", lambda: True)
     s = workbook.settings()
     assert (s.data_source, s.preset, s.tiny, s.data_dir) == ("hub", "small", False, None)
     environment.setenv("NERQA_TINY", "1")
     assert workbook.settings().data_source == "tiny" and workbook.settings().preset == "tiny"
     environment.delenv("NERQA_TINY")
-    environment.setattr(data, "_hub_reachable", lambda: False)
+    environment.setattr(sources, "_hub_reachable", lambda: False)
     assert workbook.settings().data_source == "tiny"
 
 

@@ -113,8 +113,8 @@ def load_datasets(config: dict):
     """NER and QA ``DatasetDict``s (train, validation) at the config's sizes; one fixed subset.
 
     ``data.source`` "tiny": the bundled sample; "dir": local files (``data.dir`` or ``$NERQA_DATA_DIR``),
-    loaded by ``data.load_task_data``, which prints which data it used."""
-    from .. import data
+    loaded by ``sources.load_task_data``, which prints which data it used."""
+    from .. import data, sources
 
     settings = config["data"]
     tiny = settings["source"] == "tiny"
@@ -122,7 +122,7 @@ def load_datasets(config: dict):
         raise ValueError("No data folder: set data.dir in the config or the NERQA_DATA_DIR variable.")
     sizes = {"ner": {"train": settings["ner_train"], "validation": settings["ner_eval"]},
              "qa": {"train": settings["qa_train"], "validation": settings["qa_eval"]}}
-    ner, qa, _ = data.load_task_data(TASKS, sizes, settings["seed"], data_dir=settings["dir"], tiny=tiny)
+    ner, qa, _ = sources.load_task_data(TASKS, sizes, settings["seed"], data_dir=settings["dir"], tiny=tiny)
     return data.DatasetDict({split: ner[split] for split in ("train", "validation")}), qa
 
 
