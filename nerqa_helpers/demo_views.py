@@ -1,4 +1,4 @@
-"""What the lab bench shows: plain data in (predictions, ``demo`` results), HTML or a Figure out.
+"""What the lab bench shows: plain data in (predictions, ``demo`` and ``demo_runs`` results), HTML or a Figure out.
 
     highlight_entities_html(text, entities)   entities as <mark> elements, coloured by type
     highlight_answer_html(context, answer)     the answer span as a <mark> inside the paragraph
@@ -302,7 +302,7 @@ def qa_example_html(example) -> str:
 
 # -- 4. models side by side ------------------------------------------------------------------------
 def comparison_html(outputs: Sequence, text: str) -> str:
-    """One column per model (``demo.ModelOutputs``): validation NER F1, QA EM and F1, then its
+    """One column per model (``demo_runs.ModelOutputs``): validation NER F1, QA EM and F1, then its
     entities in ``text`` and its answer; "not trained" for a task with λ = 0."""
     def score(values, key):
         return f"{values[key]:.1f}" if key in values else "—"
@@ -332,8 +332,8 @@ def _figure(width: float, height: float, ncols: int = 1):
 
 
 def task_mix_figure(mix) -> "Figure":
-    """A ``demo.TaskMix`` over the steps: the share of steps so far that trained each task (solid)
-    against its planned share (dashed)."""
+    """A ``demo_runs.TaskMix`` over the steps: the share of steps so far that trained each task
+    (solid) against its planned share (dashed)."""
     figure, (ax,) = _figure(6.0, 3.0)
     for index, (task, shares) in enumerate(mix.cumulative().items()):
         colour = TASK_COLOURS.get(task, f"C{index + 2}")
@@ -347,8 +347,9 @@ def task_mix_figure(mix) -> "Figure":
 
 
 def loss_figure(curves: pd.DataFrame, weights: pd.DataFrame | None = None, task: str = "") -> "Figure":
-    """Loss curves (``demo.loss_curves``: one smoothed line per run, raw points faint) and, when
-    ``weights`` (``demo.task_weight_curves``) has rows, the task weights over the steps beside them."""
+    """Loss curves (``demo_runs.loss_curves``: one smoothed line per run, raw points faint) and,
+    when ``weights`` (``demo_runs.task_weight_curves``) has rows, the task weights over the steps
+    beside them."""
     panels = 2 if weights is not None and len(weights) else 1
     figure, axes = _figure(5.0 * panels, 3.2, ncols=panels)
     for index, (run, rows) in enumerate(curves.groupby("run", sort=False)):

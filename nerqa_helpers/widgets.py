@@ -1,5 +1,5 @@
 """The lab bench of notebook 09 as ipywidgets: each widget reads its inputs, calls a pure function
-of ``demo`` and draws the result with ``demo_views``.
+of ``demo`` (one input) or ``demo_runs`` (training runs) and draws the result with ``demo_views``.
 
     ner_widget / qa_widget        entities in a sentence; an answer in a paragraph with the top k
     subword_widget                word pieces, the -100 labels, P(tag | word) as a heat table
@@ -24,7 +24,7 @@ from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
-from . import demo
+from . import demo, demo_runs
 from .demo_views import (  # noqa: F401  (the pure functions, importable from here as before)
     answers_table,
     comparison_html,
@@ -99,7 +99,7 @@ def show_figure(output, figure) -> None:
 
 
 def _runs(runs_or_folder) -> list:
-    return demo.find_runs(runs_or_folder) if isinstance(runs_or_folder, (str, Path)) else list(runs_or_folder)
+    return demo_runs.find_runs(runs_or_folder) if isinstance(runs_or_folder, (str, Path)) else list(runs_or_folder)
 
 
 # -- today's two -----------------------------------------------------------------------------------
@@ -272,10 +272,11 @@ def model_switcher(runs, text: str = NER_EXAMPLE, question: str = QA_EXAMPLE_QUE
                    context: str = QA_EXAMPLE_CONTEXT, load: Callable | None = None):
     """The same sentence and question through several saved models, side by side with their
     validation scores. ``runs``: the runs folder (``workbook.settings().runs_dir``) or
-    ``demo.SavedRun``s; a model is loaded when first compared (``demo.ModelShelf``; ``load``:
-    folder → pipeline). Children ``[models, text, question, context, button, status, output]``."""
+    ``demo_runs.SavedRun``s; a model is loaded when first compared (``demo_runs.ModelShelf``;
+    ``load``: folder → pipeline). Children ``[models, text, question, context, button, status,
+    output]``."""
     widgets = _widgets()
-    shelf = demo.ModelShelf(_runs(runs), load)
+    shelf = demo_runs.ModelShelf(_runs(runs), load)
     names = shelf.names()
     chooser = widgets.SelectMultiple(options=names, value=tuple(names[:2]), description="Models",
                                      rows=min(max(len(names), 2), 8), layout=_wide(widgets))
@@ -296,7 +297,7 @@ def model_switcher(runs, text: str = NER_EXAMPLE, question: str = QA_EXAMPLE_QUE
         if not chooser.value:
             output.value = '<div class="nerqa-note">Choose one or more models.</div>'
             return
-        _guarded(output, lambda: comparison_html(demo.compare_models(
+        _guarded(output, lambda: comparison_html(demo_runs.compare_models(
             shelf, chooser.value, box_text.value, question_box.value, context_box.value), box_text.value))
         show_status()
 
@@ -325,7 +326,7 @@ class LiveCurves:
 
     def redraw(self) -> None:
         history = {"this run": pd.DataFrame(self.rows)}
-        curves = pd.concat([demo.loss_curves(history, task, self.window).assign(run=task)
+        curves = pd.concat([demo_runs.loss_curves(history, task, self.window).assign(run=task)
                             for task in sorted({row["task"] for row in self.rows})], ignore_index=True)
         show_figure(self.output, loss_figure(curves, task="task"))
 
@@ -336,8 +337,8 @@ def task_mix_lab(feature_counts: Mapping[str, int], batch_size: int = 32, task_e
     would plan for this run's ``feature_counts`` (training features per task), over the steps.
 
     ``launch``: optional ``launch(strategy=, temperature=, lambdas=, steps=, step_hook=)`` that trains
-    a fresh model (``demo.short_training_run`` with the data bound); a button then runs it and the
-    loss curves are drawn live. Children ``[strategy, temperature, lambda_ner, lambda_qa, summary,
+    a fresh model (``demo_runs.short_training_run`` with the data bound); a button then runs it and
+    the loss curves are drawn live. Children ``[strategy, temperature, lambda_ner, lambda_qa, summary,
     figure]`` (+ ``[train_steps, train, status, curves]`` with ``launch``).
     """
     widgets = _widgets()
@@ -356,8 +357,8 @@ def task_mix_lab(feature_counts: Mapping[str, int], batch_size: int = 32, task_e
     def update(*_):
         slider.disabled = chooser.value != "temperature"  # T only matters to temperature sampling
         try:
-            mix = demo.task_mix_over_steps(feature_counts, batch_size=batch_size, task_epochs=task_epochs, seed=seed,
-                                           **current())
+            mix = demo_runs.task_mix_over_steps(feature_counts, batch_size=batch_size, task_epochs=task_epochs,
+                                                seed=seed, **current())
         except Exception as error:
             summary.value, figure.outputs = error_html(error), ()
             return
@@ -398,8 +399,8 @@ def task_mix_lab(feature_counts: Mapping[str, int], batch_size: int = 32, task_e
 # -- 6. training histories -------------------------------------------------------------------------
 def history_explorer(runs, task: str = "ner", window: int = 10, chosen: Sequence[str] | None = None):
     """Loss curves of saved runs for one task, smoothed over ``window`` steps, and the task weights
-    of runs that used a loss balancer. ``runs``: the runs folder or ``demo.SavedRun``s (those with
-    a ``history.json``). Children ``[runs, task, smoothing, scores, figure]``."""
+    of runs that used a loss balancer. ``runs``: the runs folder or ``demo_runs.SavedRun``s (those
+    with a ``history.json``). Children ``[runs, task, smoothing, scores, figure]``."""
     widgets = _widgets()
     found = {run.name: run for run in _runs(runs) if run.history_path is not None}
     names = list(found)
@@ -416,12 +417,12 @@ def history_explorer(runs, task: str = "ner", window: int = 10, chosen: Sequence
         try:
             for name in chooser.value:
                 if name not in histories:
-                    histories[name] = demo.load_run_history(found[name])
+                    histories[name] = demo_runs.load_run_history(found[name])
             chosen_histories = {name: histories[name] for name in chooser.value}
-            curves = demo.loss_curves(chosen_histories, task_box.value, smoothing.value)
-            weights = demo.task_weight_curves(chosen_histories)
+            curves = demo_runs.loss_curves(chosen_histories, task_box.value, smoothing.value)
+            weights = demo_runs.task_weight_curves(chosen_histories)
             table = pd.DataFrame({name: found[name].scores for name in chooser.value}).T.reindex(
-                columns=list(demo.SCORE_KEYS))
+                columns=list(demo_runs.SCORE_KEYS))
             note = (f"task weights of {', '.join(weights['run'].unique())}" if len(weights)
                     else "no chosen run used a loss balancer (no task weights logged)")
             scores.value = (table.round(2).to_html(classes="nerqa-history-scores", na_rep="—")

@@ -17,7 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nerqa_helpers import demo
+from nerqa_helpers import demo, demo_runs
 from nerqa_helpers.data import NER_LABELS
 from nerqa_helpers.sampling import task_probabilities
 from nerqa_helpers.widgets import (
@@ -397,20 +397,20 @@ def test_qa_example_scores_em_and_f1_against_every_gold_answer():
 
 def test_task_mix_follows_the_sampling_plan_for_real_sizes_and_lambda():
     counts = {"ner": 320, "qa": 96}  # training features
-    mix = demo.task_mix_over_steps(counts, "proportional", batch_size=32)
+    mix = demo_runs.task_mix_over_steps(counts, "proportional", batch_size=32)
     assert mix.batch_counts == {"ner": 10, "qa": 3} and len(mix.schedule) == 13
     assert mix.shares == {"ner": 10 / 13, "qa": 3 / 13}
     assert mix.cumulative().iloc[-1].to_dict() == pytest.approx(mix.shares)
-    epochs = demo.task_mix_over_steps(counts, "proportional", batch_size=32, task_epochs={"ner": 2, "qa": 1})
+    epochs = demo_runs.task_mix_over_steps(counts, "proportional", batch_size=32, task_epochs={"ner": 2, "qa": 1})
     assert epochs.batch_counts == {"ner": 20, "qa": 3}
-    robin = demo.task_mix_over_steps(counts, "round_robin", batch_size=32)
+    robin = demo_runs.task_mix_over_steps(counts, "round_robin", batch_size=32)
     assert robin.schedule[:6] == ["ner", "qa"] * 3
-    weighted = demo.task_mix_over_steps(counts, "proportional", lambdas={"ner": 0.3, "qa": 1.0}, batch_size=32)
+    weighted = demo_runs.task_mix_over_steps(counts, "proportional", lambdas={"ner": 0.3, "qa": 1.0}, batch_size=32)
     assert weighted.weighted_shares["ner"] == pytest.approx(10 * 0.3 / (10 * 0.3 + 3))
-    alone = demo.task_mix_over_steps(counts, "temperature", lambdas={"ner": 0.0, "qa": 1.0}, batch_size=32)
+    alone = demo_runs.task_mix_over_steps(counts, "temperature", lambdas={"ner": 0.0, "qa": 1.0}, batch_size=32)
     assert set(alone.schedule) == {"qa"} and alone.shares == {"qa": 1.0}
     with pytest.raises(ValueError, match="No task left"):
-        demo.task_mix_over_steps(counts, lambdas={"ner": 0, "qa": 0})
+        demo_runs.task_mix_over_steps(counts, lambdas={"ner": 0, "qa": 0})
 
 
 def history_records(weights=None, eval_scores=(20.0, 30.0)):
@@ -430,14 +430,14 @@ def history_records(weights=None, eval_scores=(20.0, 30.0)):
 def test_loss_curves_smooth_per_task_and_weight_curves_come_from_balanced_runs():
     histories = {"plain": pd.DataFrame(history_records()),
                  "gradnorm": pd.DataFrame(history_records({"ner": 1.2, "qa": 0.8}))}
-    curves = demo.loss_curves(histories, "ner", window=2)
+    curves = demo_runs.loss_curves(histories, "ner", window=2)
     plain = curves[curves["run"] == "plain"]
     assert list(plain["step"]) == [1, 3, 5, 7] and list(plain["loss"]) == [9, 7, 5, 3]
     assert list(plain["smoothed"]) == [9, 8, 6, 4]
-    weights = demo.task_weight_curves(histories)
+    weights = demo_runs.task_weight_curves(histories)
     assert set(weights["run"]) == {"gradnorm"} and set(weights["task"]) == {"ner", "qa"}
     assert weights[(weights["task"] == "ner")]["weight"].iloc[0] == pytest.approx(1.21)
-    assert demo.task_weight_curves({"plain": histories["plain"]}).empty
+    assert demo_runs.task_weight_curves({"plain": histories["plain"]}).empty
 
 
 def test_find_runs_reads_scores_from_the_best_checkpoint_first(tmp_path):
@@ -450,14 +450,14 @@ def test_find_runs_reads_scores_from_the_best_checkpoint_first(tmp_path):
     (tmp_path / "final-only").mkdir()
     (tmp_path / "final-only" / "metrics.json").write_text(json.dumps({"ner_f1": 12.0, "task_mix": {"ner": 1}}))
     (tmp_path / "empty").mkdir()
-    runs = {run.name: run for run in demo.find_runs(tmp_path)}
+    runs = {run.name: run for run in demo_runs.find_runs(tmp_path)}
     assert list(runs) == ["final-only", "notebook-06/GradNorm", "workbook-tiny"]
     assert runs["workbook-tiny"].scores == {"ner_f1": 50.0, "qa_f1": 9.0}
     assert runs["workbook-tiny"].model_dir == tmp_path / "workbook-tiny" / "best"
     assert runs["notebook-06/GradNorm"].scores == {"ner_f1": 40, "qa_exact_match": 20, "qa_f1": 21}  # best eval
     assert runs["notebook-06/GradNorm"].model_dir is None and runs["final-only"].history_path is None
     assert runs["final-only"].scores == {"ner_f1": 12.0}
-    assert demo.find_runs(tmp_path / "missing") == []
+    assert demo_runs.find_runs(tmp_path / "missing") == []
 
 
 # == the lab bench: widgets with tiny models ========================================================
@@ -627,7 +627,8 @@ def test_task_mix_lab_launches_a_real_short_run(tokenizer, tmp_path):
     tokenizer.save_pretrained(encoder)
 
     def launch(**choices):
-        return demo.short_training_run(tasks, tokenizer, NER_LABELS, encoder=str(encoder), batch_size=4, **choices)
+        return demo_runs.short_training_run(tasks, tokenizer, NER_LABELS, encoder=str(encoder), batch_size=4,
+                                            **choices)
 
     counts = {task: len(data.train_features) for task, data in tasks.items()}
     lab = task_mix_lab(counts, batch_size=4, launch=launch)
