@@ -1,4 +1,5 @@
 """Shared fixtures: the bundled tokenizer, a small model, and a tiny random BERT for fast runs."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -12,6 +13,15 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 """A random BERT small enough that a training step takes milliseconds on one CPU thread."""
+
+
+def load_script(path: Path, name: str):
+    """Import the script at ``path`` (e.g. ``benchmarks/bench.py``, not a package module) as ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_bert_config(vocab_size: int):

@@ -1,13 +1,12 @@
 """The allocation table (benchmarks/allocations.py): the `small` preset is one of its measured rows,
 and the report says which rows shared the cores and at what CPU speed each was measured."""
-import importlib.util
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from conftest import load_script
 from nerqa_helpers.presets import PRESETS
 
 ALLOCATIONS_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "allocations.py"
@@ -16,11 +15,7 @@ SMALL_ALLOCATION = "ner-all-qa4000-w256"
 
 @pytest.fixture(scope="module")
 def allocations():
-    spec = importlib.util.spec_from_file_location("nerqa_allocations", ALLOCATIONS_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["nerqa_allocations"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ALLOCATIONS_PATH, "nerqa_allocations")
 
 
 def record(name, **fields):

@@ -1,23 +1,19 @@
 """The benchmark measures what it says: same batches in every loop, honest padding counts, ratios
 that follow from the numbers. One tiny run (bundled sample, a few steps) is shared by the tests."""
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from conftest import load_script
 
 BENCH_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("nerqa_bench", BENCH_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["nerqa_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH_PATH, "nerqa_bench")
 
 
 @pytest.fixture(scope="module")
