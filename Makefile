@@ -53,7 +53,7 @@ clean:
 test-widgets-77: $(STAMP)
 	scripts/check_ipywidgets77.sh $(PYTHON)
 
-# The allocation table of the default CPU run (reports/allocations; ~8 min per allocation on 2 idle
+# The allocation table of the default CPU run (reports/allocations; 10-17 min per allocation on 2 idle
 # cores, a rerun skips finished ones): see benchmarks/allocations.py.
 allocations: $(STAMP)
 	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(PY) benchmarks/allocations.py --data-dir $(NERQA_DATA_DIR) --out reports/allocations

@@ -15,13 +15,17 @@ TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2
 """A random BERT small enough that a training step takes milliseconds on one CPU thread."""
 
 
-def load_script(path: Path, name: str):
-    """Import the script at ``path`` (e.g. ``benchmarks/bench.py``, not a package module) as ``name``."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script(path, name)`` imports the script at ``path`` (e.g. ``benchmarks/bench.py``, not a
+    package module) as the module ``name``."""
+    def load(path: Path, name: str):
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 def tiny_bert_config(vocab_size: int):

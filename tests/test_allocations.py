@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_script
 from nerqa_helpers.presets import PRESETS
 
 ALLOCATIONS_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "allocations.py"
@@ -14,7 +13,7 @@ SMALL_ALLOCATION = "ner-all-qa4000-w256"
 
 
 @pytest.fixture(scope="module")
-def allocations():
+def allocations(load_script):
     return load_script(ALLOCATIONS_PATH, "nerqa_allocations")
 
 

@@ -6,13 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import load_script
-
 BENCH_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 
 @pytest.fixture(scope="module")
-def bench():
+def bench(load_script):
     return load_script(BENCH_PATH, "nerqa_bench")
 
 

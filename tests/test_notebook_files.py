@@ -103,8 +103,15 @@ def test_notebook_opens_with_its_run_time_and_needs(path):
     assert time_line, f"{path.name}: the first markdown cell needs a line starting '**Run time:**'"
     missing = [word for word in ("tiny", "small", "GPU") if word not in time_line.group("text")]
     assert not missing, f"{path.name}: the run-time line should give tiny, small and GPU times; lacks {missing}"
+    assert "TBD" not in time_line.group("text"), f"{path.name}: the run-time line still has a placeholder"
     assert NEEDS_LINE.search(opening), \
         f"{path.name}: the first markdown cell needs a line starting '**Needs:**' (what it needs from earlier notebooks)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_no_placeholder_is_left_in_the_text(path):
+    texts = [source(cell) for cell in cells(path) if cell["cell_type"] == "markdown"]
+    assert not [text for text in texts if "TBD" in text], f"{path.name}: a markdown cell still says TBD"
 
 
 # -- exercises and their solutions -------------------------------------------------------------
