@@ -41,14 +41,14 @@ def data_files(args) -> dict[str, dict]:
     return {"ner": {k: v for k, v in ner.items() if v}, "qa": {k: v for k, v in qa.items() if v}}
 
 
-def load_data(args, preset, squad_v2: bool = False):
+def load_data(args, preset, squad_v2: bool = False, ner_context: bool = False):
     """(ner, qa, source) for a command: files named on the command line, else the data rule
     (``sources.load_task_data``: --data-dir / NERQA_DATA_DIR, the hub, the bundled sample; the tiny
-    preset means the sample), cut to the preset's sizes."""
+    preset means the sample), cut to the preset's sizes; ``ner_context``: with document context."""
     from .sources import load_task_data
 
     return load_task_data(("ner", "qa"), preset, args.seed, data_dir=args.data_dir,
-                          squad_version=2 if squad_v2 else 1, files=data_files(args))
+                          squad_version=2 if squad_v2 else 1, files=data_files(args), ner_context=ner_context)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -66,7 +66,8 @@ def command_train(args) -> dict:
     preset = get_preset(args.preset)
     tasks_wanted = _wanted_tasks(args.tasks)
     resume_note = _check_output_dir(args.output_dir, args.resume)
-    ner, qa, source = load_data(args, preset, squad_v2=args.squad_v2)
+    windows = {**preset.windows(), **({} if args.ner_context is None else {"ner_context_tokens": args.ner_context})}
+    ner, qa, source = load_data(args, preset, squad_v2=args.squad_v2, ner_context=windows["ner_context_tokens"] > 0)
     for task, dataset in (("ner", ner), ("qa", qa)):
         if task in tasks_wanted and (dataset is None or "train" not in dataset):
             raise CommandError(f"No {task.upper()} training data: give --{task}-train (and --{task}-validation) "
@@ -79,7 +80,7 @@ def command_train(args) -> dict:
     label_names = ner["train"].features["ner_tags"].feature.names if "ner" in tasks_wanted else None
     model = MultiTaskModel.from_encoder(args.encoder, label_names, task_weights=weights,
                                         shared_layers=args.shared_layers, version_2_with_negative=args.squad_v2,
-                                        **preset.windows())  # the windows the pipeline will serve it with
+                                        **windows)  # the windows the pipeline will serve it with
     tasks = build_tasks(tokenizer, ner if "ner" in tasks_wanted else None, qa if "qa" in tasks_wanted else None,
                         **model.config.windows(), version_2=args.squad_v2)
     chosen = {"learning_rate": args.learning_rate, "batch_size": args.batch_size, "eval_every": args.eval_every,
@@ -118,7 +119,7 @@ def command_evaluate(args) -> dict:
 
     pipeline = MultiTaskPipeline.from_pretrained(_model_dir(args.model), device="auto")  # scoring: the GPU if any
     preset = get_preset(args.preset)
-    ner, qa, source = load_data(args, preset)
+    ner, qa, source = load_data(args, preset, ner_context=pipeline.ner_context_tokens > 0)
     ner = ner if ner is not None and args.split in ner else None
     qa = qa if qa is not None and args.split in qa else None
     if ner is None and qa is None:
@@ -328,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--eval-every", type=int, default=None)
         sub.add_argument("--early-stopping", type=int, default=None, metavar="EVALS")
         sub.add_argument("--shared-layers", type=int, default=None, help="share only the bottom N encoder layers")
+        sub.add_argument("--ner-context", type=_count, default=None, metavar="TOKENS",
+                         help="sub-words per side of neighbouring sentences in each NER window (default: the preset's, 0)")
         sub.add_argument("--squad-v2", action="store_true", help="train and score with unanswerable questions")
         sub.add_argument("--quiet", action="store_true", help="no progress bar")
         sub.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS",

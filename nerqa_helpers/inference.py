@@ -2,12 +2,15 @@
 
 NER   text ──split_words──► words + offsets ──prepare_ner_features──► sub-word windows ──model──►
       logits (F, T, C) ──ner_logits_to_tags──► one tag per word ──iob2_spans──► entities
+      (a model trained with document context tags each sentence, ``context.split_sentences``, with
+      the words around it in the window, ``context.sentences_in_context``)
 QA    (question, context) ──prepare_qa_eval_features──► windows ──model──► start, end (F, T)
       ──postprocess_qa_predictions──► best span over all windows, in characters of the context
 
 The windowing (``preprocessing``), the forward pass (``evaluation.predict_features``) and the span
 post-processing (``postprocessing``) are the functions evaluation uses, called on a plain dict: no
-``datasets.map`` per call, the tokenizer runs once per call.
+``datasets.map`` per call, the tokenizer runs once per call (twice with document context: once to count
+sub-words, once for the windows).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import numpy as np
 import regex
 import torch
 
+from .context import sentences_in_context
 from .evaluation import predict_features
 from .model import MultiTaskConfig, MultiTaskModel
 from .postprocessing import ner_logits_to_tags, postprocess_qa_predictions
@@ -173,14 +177,16 @@ class MultiTaskPipeline:
 
     ``ner_max_length`` / ``ner_stride``: NER windows (as ``prepare_ner_features``); ``qa_max_length``
     / ``doc_stride``: QA windows (as ``prepare_qa_eval_features``); each defaults to the window the
-    model was trained with (``model.config.windows()``). ``batch_size``: windows per forward pass.
+    model was trained with (``model.config.windows()``), and so does ``ner_context_tokens``: with it > 0
+    a text is tagged sentence by sentence, its neighbours in the text as context (:meth:`tag_words`).
+    ``batch_size``: windows per forward pass.
     The model is put in eval mode on ``device`` (see :func:`resolve_device`; ``None``: where the model
     already is, e.g. the GPU ``accelerator.prepare`` moved it to), and every batch follows it there.
     """
 
     def __init__(self, model, tokenizer, device: str | torch.device | None = None, ner_max_length: int | None = None,
                  ner_stride: int | None = None, qa_max_length: int | None = None, doc_stride: int | None = None,
-                 batch_size: int = 32):
+                 batch_size: int = 32, ner_context_tokens: int | None = None):
         if not getattr(tokenizer, "is_fast", False):
             raise TypeError("MultiTaskPipeline needs a fast tokenizer (it reads character offsets).")
         trained = _trained_windows(model.config)
@@ -195,6 +201,7 @@ class MultiTaskPipeline:
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.ner_max_length, self.ner_stride = ner_max_length, ner_stride
+        self.ner_context_tokens = trained.get("ner_context_tokens", 0) if ner_context_tokens is None else ner_context_tokens
         self.qa_max_length, self.doc_stride = qa_max_length, doc_stride
         self.batch_size = batch_size
         self.max_question_tokens = (qa_max_length - special - doc_stride) // 2
@@ -241,27 +248,36 @@ class MultiTaskPipeline:
                                 ner_logits=True)
 
     # -- NER ---------------------------------------------------------------------------------------
-    def ner_features(self, word_lists: Sequence[Sequence[str]]) -> dict:
-        """``prepare_ner_features`` on a batch of word lists (the exact function evaluation maps)."""
-        return prepare_ner_features({"tokens": [list(words) for words in word_lists]}, self.tokenizer,
-                                    max_length=self.ner_max_length, stride=self.ner_stride)
+    def ner_features(self, word_lists: Sequence[Sequence[str]], context_left: Sequence[Sequence[str]] | None = None,
+                     context_right: Sequence[Sequence[str]] | None = None) -> dict:
+        """``prepare_ner_features`` on a batch of word lists (the exact function evaluation maps);
+        ``context_left`` / ``context_right`` (words per list) go around them when the model was
+        trained with document context (``ner_context_tokens`` > 0)."""
+        examples = {"tokens": [list(words) for words in word_lists]}
+        if context_left is not None and context_right is not None:
+            examples.update(context_left=[list(words) for words in context_left],
+                            context_right=[list(words) for words in context_right])
+        return prepare_ner_features(examples, self.tokenizer, max_length=self.ner_max_length, stride=self.ner_stride,
+                                    context_tokens=self.ner_context_tokens)
 
     def tag_words(self, word_lists: Sequence[Sequence[str]]) -> tuple[list[list[str]], list[list[float]]]:
         """Tags and tag probabilities per word for N word lists: every word gets exactly one
-        prediction, from its first sub-word in the window where it has the most context."""
+        prediction, from its first sub-word in the window where it has the most context. A model
+        trained with document context (``ner_context_tokens`` > 0) tags each sentence of a list
+        (``context.split_sentences``) with the words around it, up to ``ner_context_tokens`` words
+        and sub-words per side, as context (``context.sentences_in_context``)."""
         word_lists = [list(words) for words in word_lists]
         tags, scores = [[] for _ in word_lists], [[] for _ in word_lists]
-        busy = [index for index, words in enumerate(word_lists) if words]
-        if not busy:
+        owners, rows = sentences_in_context(word_lists, self.ner_context_tokens)  # R rows, in order
+        if not owners:
             return tags, scores
-        features = self.ner_features([word_lists[index] for index in busy])
+        features = self.ner_features(rows["tokens"], rows["context_left"], rows["context_right"])
         logits = self._forward(features, "ner")
-        num_words = [len(word_lists[index]) for index in busy]
-        for index, example_tags, example_scores in zip(
-            busy, ner_logits_to_tags(features, logits, num_words, self.label_names),
-            word_probabilities(features, logits, num_words),
-        ):
-            tags[index], scores[index] = example_tags, example_scores
+        num_words = [len(words) for words in rows["tokens"]]
+        for owner, row_tags, row_scores in zip(owners, ner_logits_to_tags(features, logits, num_words, self.label_names),
+                                               word_probabilities(features, logits, num_words)):
+            tags[owner] += row_tags
+            scores[owner] += row_scores
         return tags, scores
 
     def ner_tags(self, words: Sequence[str] | str, with_scores: bool = False):

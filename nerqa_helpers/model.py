@@ -56,6 +56,8 @@ class MultiTaskConfig(PretrainedConfig):
             :data:`ENCODER_ADAPTERS`).
         ner_max_length, ner_stride, qa_max_length, doc_stride: the windows (tokens) the model is
             trained with, and so served with (``MultiTaskPipeline`` reads them); default: ``presets.DEFAULTS``.
+        ner_context_tokens: sub-words of document context per side in a NER window (0: the sentence
+            alone, also for a config saved before the field); served the same way.
         version_2_with_negative: trained to answer "no answer" (SQuAD v2).
     """
 
@@ -73,6 +75,7 @@ class MultiTaskConfig(PretrainedConfig):
         ner_stride: int | None = None,
         qa_max_length: int | None = None,
         doc_stride: int | None = None,
+        ner_context_tokens: int | None = None,
         version_2_with_negative: bool = False,
         **kwargs,
     ):
@@ -83,7 +86,8 @@ class MultiTaskConfig(PretrainedConfig):
         self.lora = lora
         given = {**(kwargs.pop("window_settings", None) or {}),  # configs saved before the window fields
                  **{name: value for name, value in (("ner_max_length", ner_max_length), ("ner_stride", ner_stride),
-                                                    ("qa_max_length", qa_max_length), ("doc_stride", doc_stride))
+                                                    ("qa_max_length", qa_max_length), ("doc_stride", doc_stride),
+                                                    ("ner_context_tokens", ner_context_tokens))
                     if value is not None}}
         for name, default in DEFAULTS.windows().items():
             setattr(self, name, int(given.get(name, default)))
@@ -103,7 +107,8 @@ class MultiTaskConfig(PretrainedConfig):
         return [self.id2label[i] for i in range(len(self.id2label or {}))]
 
     def windows(self) -> dict[str, int]:
-        """``{"ner_max_length", "ner_stride", "qa_max_length", "doc_stride"}``: the windows it was trained with."""
+        """``{"ner_max_length", "ner_stride", "qa_max_length", "doc_stride", "ner_context_tokens"}``: the
+        windows it was trained with."""
         return {name: getattr(self, name) for name in WINDOW_FIELDS}
 
     @property

@@ -349,3 +349,55 @@ def plot_conflict_by_layer(conflict: pd.DataFrame) -> Figure | None:
     ax.set_ylabel("cosine(∇L_NER, ∇L_QA)")
     ax.legend(fontsize=7, ncol=2)
     return figure
+
+
+# -- the study's questions (nerqa_helpers.experiments.questions) ----------------------------------
+def plot_seed_scores(records: Sequence[Mapping], methods: Sequence[str]) -> Figure:
+    """NER F1, QA F1 of ``methods`` (in order): one dot per seed, a bar at the mean; a task's panel
+    is left out when no method has its score."""
+    panels = [(metric, label) for metric, label in (("ner_f1", "NER F1"), ("qa_f1", "QA F1"))
+              if any(r.get(metric) is not None for r in records)]
+    figure, axes = _new(4.5 * len(panels), 3.6, ncols=len(panels))
+    for ax, (metric, label) in zip(axes, panels):
+        colour = TASK_COLOURS[metric.split("_")[0]]
+        shown = [m for m in methods if any(r["method"] == m and r.get(metric) is not None for r in records)]
+        for position, method in enumerate(shown):
+            seeds = [r[metric] for r in records if r["method"] == method and r.get(metric) is not None]
+            ax.plot([position] * len(seeds), seeds, "o", color=colour, alpha=0.7)
+            ax.hlines(np.mean(seeds), position - 0.3, position + 0.3, color="black")
+        ax.set_xticks(range(len(shown)), shown, rotation=30, ha="right")
+        ax.set_ylabel(label)
+    return figure
+
+
+def plot_learning_curve(records: Sequence[Mapping], curves: Mapping[str, Sequence[str]]) -> Figure:
+    """NER F1 against the NER training sentences a run saw, one line per curve (label → methods,
+    one per size); dots are seeds, the line joins the means."""
+    figure, (ax,) = _new(6, 3.8)
+    for index, (label, methods) in enumerate(curves.items()):
+        points = []
+        for method in methods:
+            runs = [r for r in records if r["method"] == method and r.get("ner_f1") is not None]
+            if runs:
+                size = runs[0]["data"].get("method_ner_train_sentences") or runs[0]["data"]["ner_train_sentences"]
+                ax.plot([size] * len(runs), [r["ner_f1"] for r in runs], ".", color=f"C{index}", alpha=0.6)
+                points.append((size, np.mean([r["ner_f1"] for r in runs])))
+        if points:
+            ax.plot(*zip(*sorted(points)), "-o", color=f"C{index}", label=label)
+    ax.set(xscale="log", xlabel="NER training sentences", ylabel="NER F1 (validation)")
+    ax.legend()
+    return figure
+
+
+def plot_run_losses(records: Sequence[Mapping], methods: Sequence[str]) -> Figure:
+    """Training loss per task against the step for ``methods`` (one colour each, one line per seed)."""
+    tasks = [task for task in TASK_COLOURS if any(task in r.get("loss_curve", {}) for r in records)]
+    figure, axes = _new(4.5 * len(tasks), 3.4, ncols=len(tasks))
+    for ax, task in zip(axes, tasks):
+        for index, method in enumerate(methods):
+            for number, record in enumerate(r for r in records if r["method"] == method and task in r.get("loss_curve", {})):
+                curve = np.array(record["loss_curve"][task])
+                ax.plot(curve[:, 0], curve[:, 1], color=f"C{index}", alpha=0.7, label=method if number == 0 else None)
+        ax.set(title=f"{task.upper()} training loss", xlabel="step", yscale="log")
+        ax.legend(fontsize=7)
+    return figure

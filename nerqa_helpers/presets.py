@@ -17,8 +17,9 @@ TASKS = ("ner", "qa")
 STRATEGIES = ("round_robin", "proportional", "temperature", "annealed")
 """How the multi-task loader picks the task of each step (``sampling.task_probabilities``)."""
 
-WINDOW_FIELDS = ("ner_max_length", "ner_stride", "qa_max_length", "doc_stride")
-"""The window sizes (tokens) a model is trained and served with; see :meth:`Preset.windows`."""
+WINDOW_FIELDS = ("ner_max_length", "ner_stride", "qa_max_length", "doc_stride", "ner_context_tokens")
+"""The window sizes (tokens) a model is trained and served with, and the sub-words of document context
+per side in a NER window (0: the sentence alone); see :meth:`Preset.windows`."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Preset:
     Sizes are sentences (NER) and questions (QA), ``None`` = all. Windows: NER sentences are cut
     into ``ner_max_length``-token windows overlapping by ``ner_stride``; a QA context into
     ``qa_max_length``-token windows (question included) overlapping by ``doc_stride``.
+    ``ner_context_tokens`` > 0: a NER window also holds up to that many sub-words per side of the
+    neighbouring sentences of the same document (``context``), unlabelled; every preset keeps 0.
     """
 
     name: str
@@ -44,9 +47,10 @@ class Preset:
     ner_stride: int = 32
     qa_max_length: int = 384
     doc_stride: int = 128
+    ner_context_tokens: int = 0
 
     def windows(self) -> dict[str, int]:
-        """``{"ner_max_length", "ner_stride", "qa_max_length", "doc_stride"}`` of this preset."""
+        """``{"ner_max_length", "ner_stride", "qa_max_length", "doc_stride", "ner_context_tokens"}`` of this preset."""
         return {name: getattr(self, name) for name in WINDOW_FIELDS}
 
     def sizes(self) -> dict[str, dict[str, int | None]]:

@@ -22,6 +22,7 @@ from datasets import Dataset, DatasetDict
 from .data import (CONLL_SPLITS, DATA_DIR_VARIABLE, NER_LABELS, SQUAD_FEATURES, SQUAD_SPLITS, DataFormatError,
                    find_data_dir, load_conll, load_squad, load_tiny, ner_features, require_data_dir, subset,
                    tiny_data_dir)
+from .context import add_document_context
 from .encoders import hub_reachable as _hub_reachable
 
 CONLL_HUB_ID, CONLL_HUB_REVISION = "eriktks/conll2003", "refs/convert/parquet"
@@ -180,6 +181,7 @@ def load_task_data(
     tiny: bool | None = None,
     squad_version: int = 1,
     files: Mapping[str, Mapping[str, str | os.PathLike]] | None = None,
+    ner_context: bool = False,
 ) -> TaskDatasets:
     """The NER and QA ``DatasetDict``s of a run, cut to ``sizes`` with ``seed``, by the one data rule.
 
@@ -188,6 +190,8 @@ def load_task_data(
     are given) or ``{"ner": {split: rows}, "qa": {split: rows}}``; None = all rows. data_dir / tiny:
     see :func:`choose_data_source`. files: ``{"ner": {split: path}, "qa": {split: path}}``, files
     named one by one (they win; a task without files then comes from ``data_dir`` or is None).
+    ner_context: add each NER sentence's document context (``context.add_document_context``: columns
+    ``context_left``, ``context_right``) to every NER split, whole, before it is cut to ``sizes``.
     Prints one line saying which data is used and why; returns ``(ner, qa, source)``.
     """
     tasks = tuple(tasks)
@@ -207,6 +211,8 @@ def load_task_data(
             loaded = _load_source(chosen, tasks, squad_version)
         source = chosen.describe()
     print(source)
+    if ner_context and loaded.get("ner") is not None:  # before the subset, which would drop neighbours
+        loaded["ner"] = DatasetDict({split: add_document_context(data) for split, data in loaded["ner"].items()})
     limits = _task_sizes(sizes)
     cut = {task: subset(splits, {s: n for s, n in limits[task].items() if s in splits} or None, seed)
            for task, splits in loaded.items() if splits is not None}

@@ -31,18 +31,22 @@ class TaskData:
 def build_tasks(tokenizer, ner=None, qa=None, eval_split: str = "validation",
                 ner_max_length: int = DEFAULTS.ner_max_length, ner_stride: int = DEFAULTS.ner_stride,
                 qa_max_length: int = DEFAULTS.qa_max_length, doc_stride: int = DEFAULTS.doc_stride,
-                version_2: bool = False) -> dict[str, TaskData]:
+                ner_context_tokens: int = DEFAULTS.ner_context_tokens, version_2: bool = False) -> dict[str, TaskData]:
     """Tokenize each task's ``DatasetDict`` once: train features, evaluation features, references.
 
     ``ner``: CoNLL-style DatasetDict (``tokens``, ``ner_tags``); ``qa``: SQuAD-style DatasetDict.
     Either may be ``None`` (single-task runs). The window sizes are those of
     ``MultiTaskConfig.windows()``: ``build_tasks(tokenizer, ner, qa, **model.config.windows())``.
+    ``ner_context_tokens`` > 0 puts document context in the NER windows (``ner`` then needs the
+    ``context_left`` / ``context_right`` columns of ``sources.load_task_data(..., ner_context=True)``).
     """
     tasks: dict[str, TaskData] = {}
     if ner is not None:
         evaluation = ner[eval_split] if eval_split in ner else None
         names = (ner["train"] if "train" in ner else evaluation).features["ner_tags"].feature.names
         settings = {"max_length": ner_max_length, "stride": ner_stride}
+        if ner_context_tokens:  # only then: 0 keeps the map's cache fingerprint of sentence-only windows
+            settings["context_tokens"] = ner_context_tokens
         tasks["ner"] = TaskData(
             train_features=tokenize_ner(ner["train"], tokenizer, **settings) if "train" in ner else None,
             eval_features=tokenize_ner(evaluation, tokenizer, **settings) if evaluation is not None else None,

@@ -49,7 +49,7 @@ class TrainingConfig:
     output_dir: str = "runs/multitask"
     learning_rate: float = DEFAULTS.learning_rate
     weight_decay: float = 0.01
-    batch_size: int = DEFAULTS.batch_size
+    batch_size: int | dict = DEFAULTS.batch_size  # or {task: examples per batch}
     eval_batch_size: int = 128
     task_epochs: dict = field(default_factory=lambda: dict(DEFAULTS.task_epochs))
     max_steps: int | None = None

@@ -11,6 +11,7 @@ The notebooks read their parameters from environment variables, so CI can run th
     NERQA_NER_TRAIN, NERQA_QA_TRAIN, NERQA_NER_EVAL, NERQA_QA_EVAL   sample sizes ("all" for everything)
     NERQA_MAX_LENGTH, NERQA_DOC_STRIDE          tokens per QA window (question included) / overlap
     NERQA_NER_MAX_LENGTH, NERQA_NER_STRIDE      tokens per NER window / overlap
+    NERQA_NER_CONTEXT    sub-words per side of document context in a NER window (default 0: none)
     NERQA_EPOCHS, NERQA_MAX_STEPS, NERQA_BATCH_SIZE, NERQA_STRATEGY, NERQA_SEED
     NERQA_RUNS_DIR       where trained models go (default: runs/ at the repository root). On Colab, a
                          Google Drive folder (e.g. /content/drive/MyDrive/nerqa-runs) keeps them
@@ -56,7 +57,8 @@ class Settings:
     Sample sizes are numbers of sentences (NER) and questions (QA); ``None`` means all of them.
     ``data_source`` is "tiny" (bundled sample), "dir" (files in ``data_dir``) or "hub". Windows:
     ``qa_max_length`` / ``doc_stride`` are the QA window size and overlap in tokens,
-    ``ner_max_length`` / ``ner_stride`` the NER ones. The defaults are the tiny preset's.
+    ``ner_max_length`` / ``ner_stride`` the NER ones, ``ner_context_tokens`` the sub-words of document
+    context per side in a NER window (0: none). The defaults are the tiny preset's.
     """
 
     tiny: bool = True
@@ -72,6 +74,7 @@ class Settings:
     ner_stride: int = _TINY.ner_stride
     qa_max_length: int = _TINY.qa_max_length
     doc_stride: int = _TINY.doc_stride
+    ner_context_tokens: int = _TINY.ner_context_tokens
     ner_epochs: float = _TINY.task_epochs["ner"]
     qa_epochs: float = _TINY.task_epochs["qa"]
     batch_size: int = _TINY.batch_size
@@ -102,10 +105,12 @@ class Settings:
         key = asdict(self)
         for name in ("progress", "runs_dir", "checkpoint_every"):
             key.pop(name)
+        if not key["ner_context_tokens"]:  # runs saved before the field had none: they still match
+            key.pop("ner_context_tokens")
         return key
 
     def windows(self) -> dict[str, int]:
-        """``{"ner_max_length", "ner_stride", "qa_max_length", "doc_stride"}``: the model's config fields."""
+        """``presets.WINDOW_FIELDS`` (windows and NER context): the model's config fields."""
         return {name: getattr(self, name) for name in WINDOW_FIELDS}
 
     def sizes(self) -> dict:
@@ -160,6 +165,7 @@ def settings(**overrides) -> Settings:
         ner_stride=_variable("NERQA_NER_STRIDE", preset.ner_stride, int),
         qa_max_length=_variable("NERQA_MAX_LENGTH", preset.qa_max_length, int),
         doc_stride=_variable("NERQA_DOC_STRIDE", preset.doc_stride, int),
+        ner_context_tokens=_variable("NERQA_NER_CONTEXT", preset.ner_context_tokens, int) or 0,
         ner_epochs=_variable("NERQA_EPOCHS", preset.task_epochs["ner"], float),
         qa_epochs=_variable("NERQA_EPOCHS", preset.task_epochs["qa"], float),
         batch_size=_variable("NERQA_BATCH_SIZE", preset.batch_size, int),
@@ -228,7 +234,8 @@ def load_datasets(s: Settings):
     from .sources import load_task_data
 
     tiny = s.data_source == "tiny"
-    ner, qa, _ = load_task_data(TASKS, s.sizes(), s.seed, data_dir=s.data_dir, tiny=tiny)
+    ner, qa, _ = load_task_data(TASKS, s.sizes(), s.seed, data_dir=s.data_dir, tiny=tiny,
+                                ner_context=s.ner_context_tokens > 0)
     return ner, qa
 
 

@@ -10,17 +10,21 @@ from nerqa_helpers import experiments
 from nerqa_helpers.experiments import config as sweep_config, report, runner, stats
 
 TINY_CONFIG = Path(__file__).parents[1] / "experiments" / "tiny.json"
+CPU_CONFIG = TINY_CONFIG.with_name("cpu.json")
 T_2 = 4.302652729749462  # Student t, 97.5% quantile, 2 degrees of freedom (any t table)
 
 
 def small_config(path: Path, **training) -> Path:
-    """experiments/tiny.json cut down to one seed and two methods: NER alone for ten steps at a high
-    learning rate (enough to learn the tiny sample's entities) and GradNorm for four batches."""
-    config = json.loads(TINY_CONFIG.read_text())
-    config["training"].update(steps=4, **training)
-    config.update(seeds=[0], probe={"count": 2, "batch_size": 2}, latency={"examples": 2, "warmup": 1})
+    """experiments/tiny.json cut down to one seed and three methods: NER alone for ten steps at a high
+    learning rate (enough to learn the tiny sample's entities), GradNorm for two batches of each task,
+    and NER on its first 40 sentences with document context for ten steps."""
+    config = sweep_config.load_config(TINY_CONFIG)
+    config["training"].update(batches={"ner": 2, "qa": 2}, **training)
+    config.update(seeds=[0], probe={"count": 2, "batch_size": 2}, latency={"examples": 2, "warmup": 1}, questions=[])
     config["methods"] = [{"name": "ner_alone", "tasks": ["ner"], "steps": NER_STEPS, "learning_rate": 1e-3},
-                         next(method for method in config["methods"] if method["name"] == "gradnorm")]
+                         sweep_config.find_method(config, "gradnorm"),
+                         {"name": "ner_40_context", "tasks": ["ner"], "steps": NER_STEPS, "learning_rate": 1e-3,
+                          "ner_train": 40, "ner_context": True}]
     path.write_text(json.dumps(config))
     return path
 
@@ -48,6 +52,12 @@ def test_runner_writes_one_json_per_run_and_skips_finished_runs(tmp_path, monkey
     assert sorted({row["step"] for row in gradnorm["gradient_conflict"]["records"]}) == [1, 2]  # count 2 over 2 steps
     assert gradnorm["trainable_parameters"] == gradnorm["total_parameters"] > ner["total_parameters"]
     assert gradnorm["peak_memory_mib"] > 0 and gradnorm["train_seconds"] > 0
+    context = json.loads((out / "runs" / "ner_40_context__seed0.json").read_text())
+    assert context["data"]["method_ner_train_sentences"] == 40 < ner["data"]["method_ner_train_sentences"]
+    assert context["batches"] == {"ner": NER_STEPS} and context["data"]["ner_eval_sentences"] == ner["data"]["ner_eval_sentences"]
+    assert context["ner_f1"] > 5  # ten steps on 40 sentences still find entities (the all-O tagger scores 0)
+    # the same validation sentences, with neighbours in the window: longer inputs
+    assert context["latency"]["ner"]["mean_tokens"] > 1.5 * ner["latency"]["ner"]["mean_tokens"]
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
@@ -61,6 +71,9 @@ def test_runner_writes_one_json_per_run_and_skips_finished_runs(tmp_path, monkey
     disturbed = json.loads((out / "runs" / "ner_alone__seed0.json").read_text())
     disturbed["run_cpu_seconds"] = 0.5 * disturbed["run_seconds"] * disturbed["threads"]
     runner.write_json(out / "runs" / "ner_alone__seed0.json", disturbed)
+    calm = json.loads((out / "runs" / "ner_40_context__seed0.json").read_text())  # this machine may be busy too
+    calm.update(run_cpu_seconds=calm["run_seconds"] * calm["threads"], load_average=[0.0, 0.0])
+    runner.write_json(out / "runs" / "ner_40_context__seed0.json", calm)
     assert runner.pending_runs(sweep_config.load_config(config_path), out, rerun_busy=True) == [
         ("ner_alone", 0), ("gradnorm", 0)]
     assert "ner_alone" in report.write_report(out).read_text()
@@ -185,20 +198,86 @@ def test_notebooks_see_the_reports_numbers_for_the_methods_they_ask_for(syntheti
         experiments.results_frame(out, ["lora"])
 
 
-def test_budget_gives_single_task_runs_their_share_and_joint_steps_half():
+def test_step_budget_gives_single_task_runs_their_share_and_joint_steps_half():
     config = sweep_config.load_config(TINY_CONFIG)
     counts = {"ner": 30, "qa": 10}
-    steps = {method["name"]: sweep_config.planned_steps({**config, "training": {"steps": 100}}, method, counts)
+    training = {key: value for key, value in config["training"].items() if key != "batches"}
+    steps = {method["name"]: sweep_config.planned_steps({**config, "training": {**training, "steps": 100}}, method, counts)
              for method in config["methods"]}
     assert steps["ner_alone"] == 75 and steps["qa_alone"] == 25
-    assert steps["hard_proportional"] == 100 and steps["gradnorm"] == steps["uncertainty"] == 50
+    assert steps["shared"] == 100 and steps["gradnorm"] == steps["uncertainty"] == 50
+
+
+def test_batch_budget_plans_exactly_b_batches_of_each_task_whatever_the_data_size():
+    from nerqa_helpers.sampling import MultiTaskDataLoader
+
+    config = sweep_config.load_config(CPU_CONFIG)
+    steps = {m["name"]: sweep_config.planned_steps(config, m, {}) for m in config["methods"]}
+    assert steps["ner_alone"] == steps["ner_alone_200"] == steps["gradnorm"] == 120
+    assert steps["shared"] == steps["shared_ner200"] == steps["lora"] == 240
+    sizes = {"ner": 200, "qa": 1700}  # 13 and 107 batches per pass: 9.2 and 1.1 passes
+    for name in ("shared_ner200", "gradnorm", "ner_alone_200"):
+        method = sweep_config.find_method(config, name)
+        per_pass = {task: math.ceil(sizes[task] / 16) for task in sweep_config.method_tasks(method)}
+        training = runner.training_config(config, method, 0, steps[name], per_pass, "unused")
+        datasets = {task: _lengths_only(sizes[task]) for task in per_pass}
+        loader = MultiTaskDataLoader(datasets, {}, batch_size=16, task_epochs=training.task_epochs, seed=0)
+        assert {task: len(batches) for task, batches in loader.task_batches.items()} == {task: 120 for task in per_pass}
+        assert (training.max_steps == 120) if name == "gradnorm" else training.max_steps is None
+
+
+def _lengths_only(rows: int):
+    from datasets import Dataset
+
+    return Dataset.from_dict({"input_ids": [[1] * (3 + row % 5) for row in range(rows)]})
+
+
+def test_gpu_study_reuses_the_cpu_studys_methods_and_questions_with_its_own_data():
+    cpu, full = sweep_config.load_config(CPU_CONFIG), sweep_config.load_config(CPU_CONFIG.with_name("full.json"))
+    assert full["methods"] == cpu["methods"] and full["questions"] == cpu["questions"]
+    assert full["data"]["ner_train"] is None and full["data"]["source"] == "dir" and full["name"] == "full"
+    assert full["preprocessing"] == {**cpu["preprocessing"], "qa_max_length": 384, "doc_stride": 128}
+    assert full["training"]["batches"] == {"ner": 440, "qa": 440} and full["training"]["warmup_ratio"] == 0.1
 
 
 def test_config_mistakes_are_caught_before_a_long_sweep(tmp_path):
-    good = json.loads(TINY_CONFIG.read_text())
+    good = json.loads(CPU_CONFIG.read_text())
     for mistake in ({"name": "x", "shared_layer": 2}, {"name": "x", "tasks": ["ner"], "balancer": "gradnorm"},
-                    {"name": "ner_alone"}):
+                    {"name": "ner_alone"}, {"name": "x", "ner_size": 200}):
         bad = {**good, "methods": good["methods"] + [mistake]}
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         with pytest.raises(ValueError):
             sweep_config.load_config(tmp_path / "bad.json")
+    for question in ({"id": "q", "title": "t", "methods": ["shared", "nobody"]},
+                     {"id": "q", "title": "t", "methods": ["shared"], "compare": [["shared", "nobody", "ner_f1"]]},
+                     {"id": "q", "methods": ["shared"]}):
+        (tmp_path / "bad.json").write_text(json.dumps({**good, "questions": [question]}))
+        with pytest.raises(ValueError, match="question"):
+            sweep_config.load_config(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_text(json.dumps({**good, "training": {"batches": {"ner": 10}}}))
+    with pytest.raises(ValueError, match="batches"):
+        sweep_config.load_config(tmp_path / "bad.json")
+
+
+def test_each_question_gets_a_report_whose_conclusion_follows_its_interval(synthetic_report):
+    out, config = synthetic_report
+    config = {**config, "methods": config["methods"] + [{"name": "better", "tasks": ["ner"]}], "questions": [
+        {"id": "q-test", "title": "Does sharing help?", "methods": ["ner_alone", "shared", "better"],
+         "compare": [["shared", "ner_alone", "ner_f1"], ["better", "ner_alone", "ner_f1"], ["ner_alone", "better", "ner_f1"]]}]}
+    (out / "config.json").write_text(json.dumps(config))
+    for seed, score in enumerate((83.0, 85.5, 88.0)):  # ner_alone + 3, 3.5, 4
+        runner.write_json(runner.run_path(out, "better", seed), record("better", seed, ner_f1=score))
+    index = report.write_report(out).read_text()
+    question = (out / "q-test" / "README.md").read_text()
+    # shared − ner_alone: differences 1, 2, 0 → +1.00 ± t(2)·1/√3: the interval contains 0
+    assert "**No difference shown** between shared and ner_alone" in question
+    assert "95% CI -1.48 to +3.48, paired over 3 seeds" in question and "gain above 3.48 or a loss beyond 1.48" in question
+    # better − ner_alone: differences 3, 3.5, 4 → +3.50 ± t(2)·0.5/√3 = [2.26, 4.74]
+    assert "**better beats ner_alone**" in question and "95% CI +2.26 to +4.74" in question
+    assert "**ner_alone is worse than better**" in question and "from 2.26 to 4.74 points" in question
+    assert "| better | 85.50 ± 2.50 |" in question and "Missing runs" not in question
+    assert "(q-test/README.md)" in index and "**better beats ner_alone**" in index
+    assert (out / "q-test" / "figure.png").stat().st_size > 1000 and "](figure.png)" in question
+    (out / "runs" / "better__seed2.json").unlink()
+    report.write_report(out)
+    assert "better seed 2" in (out / "q-test" / "README.md").read_text().split("Missing runs")[1]

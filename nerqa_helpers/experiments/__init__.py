@@ -15,10 +15,14 @@ The modules, in the order a sweep uses them:
   the sweep that runs every pending one;
 - :mod:`.stats`: means, standard deviations and confidence intervals over seeds (``scipy.stats``);
 - :mod:`.report`: the Markdown report and the notebook table (:func:`results_frame`);
+- :mod:`.questions`: the study's questions, one report each with a conclusion drawn from its
+  intervals, and what a notebook shows of one (:func:`show_question`);
 - :mod:`.cli`: the command line above. The report's figures are drawn by :mod:`nerqa_helpers.plots`.
 """
 from .config import DEFAULTS, load_config
+from .questions import question_results, show_question
 from .report import results_frame, write_report
 from .runner import run_one, run_sweep
 
-__all__ = ["DEFAULTS", "load_config", "results_frame", "run_one", "run_sweep", "write_report"]
+__all__ = ["DEFAULTS", "load_config", "question_results", "results_frame", "run_one", "run_sweep", "show_question",
+           "write_report"]

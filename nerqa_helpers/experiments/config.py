@@ -1,10 +1,20 @@
-"""A sweep's config (defaults, checks, the step budget) and the tokenized data every run shares.
+"""A sweep's config (defaults, checks, the budget) and the tokenized data every run shares.
 
-The budget: every run processes ``training.steps`` batches. A multi-task run draws them from both
-tasks by its sampling strategy; a joint balancer (GradNorm, uncertainty, PCGrad) takes one batch
-of each task per step, so it runs ``steps / 2`` steps; a single-task run gets its task's share of the
-batches under proportional sampling, so it sees as much of its task as a multi-task run does, and
-the two single-task runs together cost what one multi-task run costs.
+The budget takes one of two forms.
+
+* ``training.batches = {"ner": B_ner, "qa": B_qa}`` (the study configs): every run processes exactly
+  ``B_task`` batches of each task it trains, whatever its data size (a method with ``ner_train: 200``
+  makes more passes over fewer sentences). A multi-task run interleaves them by its sampling
+  strategy (``B_ner + B_qa`` steps); a joint balancer (GradNorm, uncertainty, PCGrad) takes one batch
+  of each task per step (``max(B_ner, B_qa)`` steps, so equal budgets give both exactly ``B``).
+* ``training.steps`` (older configs): every run processes ``steps`` batches. A multi-task run draws
+  them from both tasks by its sampling strategy; a joint balancer runs ``steps / 2`` steps; a
+  single-task run gets its task's share of the batches under proportional sampling.
+
+Two method keys change the data a run sees, within the one subset drawn for the sweep:
+``ner_train: N`` keeps the first N of its NER training sentences (a random, nested subset), and
+``ner_context: true`` gives its NER windows the neighbouring sentences of the same document
+(``preprocessing.ner_context_tokens`` sub-words per side, unlabelled).
 """
 from __future__ import annotations
 
@@ -17,13 +27,14 @@ from ..presets import DEFAULTS as PRESET_DEFAULTS, STRATEGIES, TASKS
 
 CACHE_ROOT = Path("runs") / "experiment-cache"
 METHOD_KEYS = {"name", "tasks", "strategy", "temperature", "balancer", "alpha", "balancer_learning_rate",
-               "shared_layers", "lora", "learning_rate", "steps", "probe", "task_weights"}
+               "shared_layers", "lora", "learning_rate", "steps", "probe", "task_weights", "ner_train", "ner_context"}
 BALANCERS = ("static", "gradnorm", "uncertainty", "pcgrad")
 DEFAULTS = {
     "encoder": "default",
     "data": {"source": "dir", "dir": None, "ner_train": None, "qa_train": None, "ner_eval": None,
              "qa_eval": None, "seed": 0},
-    "preprocessing": {name: getattr(PRESET_DEFAULTS, name) for name in ("ner_max_length", "qa_max_length", "doc_stride")},
+    "preprocessing": {**{name: getattr(PRESET_DEFAULTS, name) for name in ("ner_max_length", "qa_max_length", "doc_stride")},
+                      "ner_context_tokens": 64},
     "training": {"steps": 100, "batch_size": 16, "learning_rate": 1e-4, "warmup_ratio": 0.1,
                  "weight_decay": 0.01, "max_grad_norm": 1.0, "eval_batch_size": 64, "log_every": 5,
                  "mixed_precision": "auto"},
@@ -36,7 +47,10 @@ METRICS = {"ner_f1": "NER F1", "qa_exact_match": "QA EM", "qa_f1": "QA F1"}
 
 # -- configuration ------------------------------------------------------------------------------
 def load_config(path: str | os.PathLike) -> dict:
-    """A sweep config (JSON, or TOML on Python >= 3.11) merged over :data:`DEFAULTS`, checked."""
+    """A sweep config (JSON, or TOML on Python >= 3.11) merged over :data:`DEFAULTS`, checked.
+
+    ``"base": "other.json"`` takes the other config (a path relative to this one) and replaces what
+    this one sets (dicts key by key): the GPU config reuses the CPU study's methods and questions."""
     path = Path(path)
     if path.suffix == ".toml":
         import tomllib
@@ -44,6 +58,10 @@ def load_config(path: str | os.PathLike) -> dict:
         raw = tomllib.loads(path.read_text())
     else:
         raw = json.loads(path.read_text())
+    if "base" in raw:  # another config's methods and questions, with this one's data and budget
+        base = load_config(path.parent / raw.pop("base"))
+        raw = {**base, **{key: dict(base[key], **value) if isinstance(value, dict) and isinstance(base.get(key), dict)
+                          else value for key, value in raw.items()}}
     config = {key: (dict(value, **raw.get(key, {})) if isinstance(value, dict) else raw.get(key, value))
               for key, value in DEFAULTS.items()}
     config.update({key: value for key, value in raw.items() if key not in DEFAULTS})
@@ -70,6 +88,20 @@ def check_config(config: dict) -> None:
             raise ValueError(f"method {method['name']!r}: tasks must come from {TASKS}, strategy from {STRATEGIES}")
     if config["data"]["source"] not in ("dir", "tiny"):
         raise ValueError("data.source must be 'dir' (real data) or 'tiny' (the bundled sample)")
+    batches = config["training"].get("batches")
+    if batches is not None and (set(batches) != set(TASKS) or min(batches.values()) < 1):
+        raise ValueError(f"training.batches needs a positive count for each of {TASKS}, got {batches}")
+    for question in config.get("questions", []):
+        check_question(question, set(names))
+
+
+def check_question(question: dict, names: set) -> None:
+    """A study question names its methods and (method, baseline) comparisons, all in the config."""
+    if not {"id", "title", "methods"} <= set(question):
+        raise ValueError(f"question {question.get('id')!r} needs 'id', 'title' and 'methods'")
+    used = set(question["methods"]) | {name for pair in question.get("compare", []) for name in pair[:2]}
+    if used - names:
+        raise ValueError(f"question {question['id']!r} names unknown methods {sorted(used - names)}")
 
 
 def find_method(config: dict, name: str) -> dict:
@@ -92,13 +124,31 @@ def setup_hash(config: dict, method: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def batch_size(config: dict, task: str) -> int:
+    """Examples per batch of ``task``: ``training.batch_size``, one number or ``{task: number}``."""
+    size = config["training"]["batch_size"]
+    return int(size[task] if isinstance(size, dict) else size)
+
+
+def planned_batches(config: dict, method: dict) -> dict[str, int] | None:
+    """``{task: batches}`` a run processes under a ``training.batches`` budget (None otherwise)."""
+    batches = config["training"].get("batches")
+    if batches is None or "steps" in method:
+        return None
+    return {task: int(batches[task]) for task in method_tasks(method)}
+
+
 def planned_steps(config: dict, method: dict, batch_counts: dict[str, int]) -> int:
-    """Loop steps of a run so that it processes ``training.steps`` batches (see the module doc).
+    """Loop steps of a run (see the module doc).
 
     ``batch_counts``: batches per pass over each task's training features.
     """
     if "steps" in method:
         return int(method["steps"])
+    per_task = planned_batches(config, method)
+    if per_task is not None:
+        joint = method.get("balancer") in ("gradnorm", "uncertainty", "pcgrad")
+        return max(per_task.values()) if joint else sum(per_task.values())
     budget, tasks = config["training"]["steps"], method_tasks(method)
     if len(tasks) == 1:
         share = batch_counts[tasks[0]] / sum(batch_counts.values())
@@ -109,11 +159,25 @@ def planned_steps(config: dict, method: dict, batch_counts: dict[str, int]) -> i
 
 
 # -- data ---------------------------------------------------------------------------------------
+def uses_context(config: dict) -> bool:
+    """Whether a method of the sweep trains NER with document context (``ner_context: true``)."""
+    return any(method.get("ner_context") for method in config["methods"])
+
+
+def model_windows(config: dict, method: dict) -> dict[str, int]:
+    """The window sizes a method's model trains and is served with (``MultiTaskConfig.windows()``):
+    the config's, with document context only for a method that asks for it."""
+    windows = {key: value for key, value in config["preprocessing"].items() if key != "ner_context_tokens"}
+    context = config["preprocessing"].get("ner_context_tokens", 0) if method.get("ner_context") else 0
+    return {**windows, "ner_context_tokens": int(context)}
+
+
 def load_datasets(config: dict):
     """NER and QA ``DatasetDict``s (train, validation) at the config's sizes; one fixed subset.
 
     ``data.source`` "tiny": the bundled sample; "dir": local files (``data.dir`` or ``$NERQA_DATA_DIR``),
-    loaded by ``sources.load_task_data``, which prints which data it used."""
+    loaded by ``sources.load_task_data``, which prints which data it used. NER sentences carry their
+    document's neighbouring sentences when a method uses them (same rows either way)."""
     from .. import data, sources
 
     settings = config["data"]
@@ -122,45 +186,68 @@ def load_datasets(config: dict):
         raise ValueError("No data folder: set data.dir in the config or the NERQA_DATA_DIR variable.")
     sizes = {"ner": {"train": settings["ner_train"], "validation": settings["ner_eval"]},
              "qa": {"train": settings["qa_train"], "validation": settings["qa_eval"]}}
-    ner, qa, _ = sources.load_task_data(TASKS, sizes, settings["seed"], data_dir=settings["dir"], tiny=tiny)
+    ner, qa, _ = sources.load_task_data(TASKS, sizes, settings["seed"], data_dir=settings["dir"], tiny=tiny,
+                                        ner_context=uses_context(config))
     return data.DatasetDict({split: ner[split] for split in ("train", "validation")}), qa
 
 
 def data_key(config: dict) -> str:
     """Name of the tokenized-data cache folder: a hash of what the data and its features depend on."""
-    text = json.dumps([config["encoder"], config["data"], config["preprocessing"],
-                       os.environ.get("NERQA_DATA_DIR"), "cache format 2"], sort_keys=True, default=str)
+    text = json.dumps([config["encoder"], config["data"], config["preprocessing"], uses_context(config),
+                       os.environ.get("NERQA_DATA_DIR"), "cache format 3"], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+TASK_PARTS = ("train_features", "eval_features", "eval_examples")
+
+
 def prepare_tasks(config: dict, tokenizer, cache_root: str | os.PathLike | None = CACHE_ROOT) -> tuple[dict, dict]:
-    """Tokenized ``TaskData`` for both tasks and the data sizes (:func:`data_sizes`), cached on
-    disk so that each run process loads them in a moment."""
+    """Tokenized ``TaskData`` for "ner", "qa" (and "ner_context", NER windows with document context,
+    when a method uses it) and the data sizes (:func:`data_sizes`), cached on disk so that each run
+    process loads them in a moment."""
     from datasets import load_from_disk
 
     from ..tasks import TaskData, build_tasks
 
     cache = Path(cache_root) / data_key(config) if cache_root else None
     if cache is not None and (cache / "done").exists():
-        references = json.loads((cache / "ner_references.json").read_text())
-        loaded = {name: load_from_disk(str(cache / name)) for name in
-                  ("ner_train", "ner_eval", "qa_train", "qa_eval", "qa_examples")}
-        tasks = {"ner": TaskData(loaded["ner_train"], loaded["ner_eval"], references=references),
-                 "qa": TaskData(loaded["qa_train"], loaded["qa_eval"], eval_examples=loaded["qa_examples"])}
+        tasks = {}
+        for name, references in json.loads((cache / "tasks.json").read_text()).items():
+            parts = {part: load_from_disk(str(cache / name / part)) for part in TASK_PARTS if (cache / name / part).exists()}
+            tasks[name] = TaskData(**parts, references=references)
         return tasks, json.loads((cache / "sizes.json").read_text())
     ner, qa = load_datasets(config)
-    tasks = build_tasks(tokenizer, ner, qa, **config["preprocessing"])
+    plain = {**config["preprocessing"], "ner_context_tokens": 0}
+    tasks = build_tasks(tokenizer, ner, qa, **plain)
+    if uses_context(config):
+        tasks["ner_context"] = build_tasks(tokenizer, ner, None, **config["preprocessing"])["ner"]
     sizes = data_sizes(ner, qa, tasks)
     if cache is not None:
-        parts = {"ner_train": tasks["ner"].train_features, "ner_eval": tasks["ner"].eval_features,
-                 "qa_train": tasks["qa"].train_features, "qa_eval": tasks["qa"].eval_features,
-                 "qa_examples": tasks["qa"].eval_examples}
-        for name, dataset in parts.items():
-            dataset.save_to_disk(str(cache / name))
-        (cache / "ner_references.json").write_text(json.dumps(tasks["ner"].references))
+        for name, task in tasks.items():
+            for part in TASK_PARTS:
+                if getattr(task, part) is not None:
+                    getattr(task, part).save_to_disk(str(cache / name / part))
+        (cache / "tasks.json").write_text(json.dumps({name: task.references for name, task in tasks.items()}))
         (cache / "sizes.json").write_text(json.dumps(sizes))
         (cache / "done").write_text("")
     return tasks, sizes
+
+
+def method_data(method: dict, all_tasks: dict) -> dict:
+    """The ``TaskData`` a method trains and is scored on: its tasks, NER with document context if it
+    asks for it, NER training cut to its first ``ner_train`` sentences (evaluation unchanged)."""
+    from dataclasses import replace
+
+    tasks = {}
+    for task in method_tasks(method):
+        data = all_tasks["ner_context" if task == "ner" and method.get("ner_context") else task]
+        if task == "ner" and method.get("ner_train") is not None:
+            keep = int(method["ner_train"])
+            data = replace(data, train_features=data.train_features.filter(
+                lambda rows: [index < keep for index in rows["example_index"]], batched=True,
+                desc=f"First {keep} NER sentences"))
+        tasks[task] = data
+    return tasks
 
 
 def data_sizes(ner, qa, tasks: dict) -> dict:
@@ -168,4 +255,3 @@ def data_sizes(ner, qa, tasks: dict) -> dict:
     return {"ner_train_sentences": len(ner["train"]), "ner_eval_sentences": len(ner["validation"]),
             "qa_train_questions": len(qa["train"]), "qa_eval_questions": len(qa["validation"]),
             "qa_train_windows": len(tasks["qa"].train_features), "qa_eval_windows": len(tasks["qa"].eval_features)}
-

@@ -40,7 +40,7 @@ def _number(value, digits: int = 0) -> str:
     return "" if value is None or not np.isfinite(value) else f"{value:,.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     """A Markdown table; the first column is left-aligned, the others right-aligned."""
     lines = [header, ["---"] + ["---:"] * (len(header) - 1), *rows]
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
@@ -57,9 +57,9 @@ def results_tables(summary: pd.DataFrame) -> str:
                      f"{_number(row['batches_ner'])} / {_number(row['batches_qa'])}",
                      _number(row["train_seconds"], 1), _number(row["peak_memory_mib"]),
                      _number(row["latency_ner_ms"], 1), _number(row["latency_qa_ms"], 1)])
-    return (_table(["method", "NER F1", "Δ NER F1 [95% CI]", "QA EM", "Δ QA EM [95% CI]", "QA F1",
+    return (markdown_table(["method", "NER F1", "Δ NER F1 [95% CI]", "QA EM", "Δ QA EM [95% CI]", "QA F1",
                     "Δ QA F1 [95% CI]", "seeds"], quality) + "\n"
-            + _table(["method", "trainable parameters", "total parameters", "batches NER / QA", "training s",
+            + markdown_table(["method", "trainable parameters", "total parameters", "batches NER / QA", "training s",
                       "peak memory MiB", "NER ms / sentence", "QA ms / window"], cost))
 
 
@@ -107,6 +107,8 @@ def methods_table(config: dict) -> str:
                       "uncertainty": "uncertainty weighting", "pcgrad": "PCGrad gradient surgery",
                       "static": f"fixed λ = {method.get('task_weights', 1)}", None: "fixed λ = 1"}
         weighting = weightings[method.get("balancer")]
+        if method.get("balancer") is None and method.get("task_weights"):
+            weighting = "fixed " + ", ".join(f"λ_{task.upper()} = {value:g}" for task, value in method["task_weights"].items())
         rate = method.get("learning_rate", config["training"]["learning_rate"])
         lines.append(f"| {method['name']} | {' + '.join(method_tasks(method))} | {sharing} | {sampling} | "
                      f"{weighting} | {rate:g} |")
@@ -127,9 +129,7 @@ def setup_text(config: dict, records: list[dict]) -> str:
         "validation sentences (entity-level F1).",
         f"  QA: {count('qa_train_questions')} training questions ({count('qa_train_windows')} windows), scored on "
         f"{count('qa_eval_questions')} held-out questions (SQuAD EM / F1).",
-        f"- Budget: {settings['steps']:,} batches of {settings['batch_size']} per run. Multi-task runs draw them "
-        "from both tasks; GradNorm, uncertainty weighting and PCGrad take one batch of each task per step (half "
-        "the steps); a single-task run gets its task's share of the batches under proportional sampling.",
+        budget_text(settings),
         f"- Encoder `{config['encoder']}`; learning rate {settings['learning_rate']:g} (unless the method sets "
         f"its own), {settings['warmup_ratio']:.0%} warm-up then linear decay, AdamW; windows of "
         f"{config['preprocessing']['qa_max_length']} tokens, stride {config['preprocessing']['doc_stride']}.",
@@ -140,6 +140,36 @@ def setup_text(config: dict, records: list[dict]) -> str:
         f"batch of {config['probe']['batch_size']} training examples per task (not counted as training time).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def questions_index(out_dir: Path, config: dict, records: list[dict]) -> str:
+    """Write each question's report (``questions.write_questions``) and list them with their
+    conclusions ("" for a config without questions)."""
+    from .questions import compare, verdict, write_questions
+
+    written = write_questions(out_dir, config, records)
+    if not written:
+        return ""
+    lines = ["## Questions\n"]
+    for question, path in written:
+        lines.append(f"**[{question['title']}]({path.relative_to(out_dir).as_posix()})**\n")
+        lines += [f"- {verdict(compare(records, *triple))}" for triple in question.get("compare", [])]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def budget_text(settings: dict) -> str:
+    """The budget line of the setup (``training.batches`` or ``training.steps``; see ``config``)."""
+    if settings.get("batches"):
+        size = settings["batch_size"]
+        counts = " and ".join(f"{count:,} {task.upper()} batches of {size[task] if isinstance(size, dict) else size}"
+                              for task, count in settings["batches"].items())
+        return (f"- Budget: every run processes exactly {counts} for the tasks "
+                "it trains, whatever its data size (fewer sentences means more passes). Multi-task runs interleave "
+                "them in proportion; GradNorm and uncertainty weighting take one batch of each task per step.")
+    return (f"- Budget: {settings['steps']:,} batches of {settings['batch_size']} per run. Multi-task runs draw them "
+            "from both tasks; GradNorm, uncertainty weighting and PCGrad take one batch of each task per step (half "
+            "the steps); a single-task run gets its task's share of the batches under proportional sampling.")
 
 
 READING_NOTES = """\
@@ -196,6 +226,7 @@ def write_report(out_dir: str | os.PathLike) -> Path:
         f"Generated by `python -m nerqa_helpers.experiments report {out_dir.as_posix()}` from the {len(records)} "
         "run files in `runs/` (do not edit by hand; rerun the command).",
         f"The runs were made by {made_by} with the settings in `config.json`.\n",
+        questions_index(out_dir, config, records),
         "## Setup\n", setup_text(config, records),
         "## Results\n", results_tables(summary) if len(summary) else "No finished runs yet.\n",
         measurement_warnings(records), READING_NOTES, "## Methods\n", methods_table(config),

@@ -20,7 +20,8 @@ import pandas as pd
 
 from ..base import jsonable
 from ..presets import TASKS
-from .config import CACHE_ROOT, find_method, load_config, method_tasks, planned_steps, prepare_tasks, setup_hash
+from .config import (CACHE_ROOT, batch_size, find_method, load_config, method_data, method_tasks, model_windows, planned_batches,
+                     planned_steps, prepare_tasks, setup_hash)
 
 
 def build_model(config: dict, method: dict):
@@ -30,7 +31,7 @@ def build_model(config: dict, method: dict):
     weights = {task: (float(method.get("task_weights", {}).get(task, 1.0)) if task in method_tasks(method) else 0.0)
                for task in TASKS}
     return MultiTaskModel.from_encoder(config["encoder"], task_weights=weights, shared_layers=method.get("shared_layers"),
-                                       lora=method.get("lora"), **config["preprocessing"])  # the windows it trains on
+                                       lora=method.get("lora"), **model_windows(config, method))  # the windows it trains on
 
 
 def make_balancer(method: dict, model, seed: int):
@@ -216,20 +217,32 @@ def conflict_summary(probe: TimedProbe | None) -> dict | None:
                         for row in frame.to_dict("records")]}
 
 
-def training_config(config: dict, method: dict, seed: int, steps: int, fewest_batches: int, output_dir):
-    """The loop's ``TrainingConfig`` for one run: ``steps`` steps, no checkpoint, the method's
-    learning rate and strategy, and enough shuffled passes over the data (``fewest_batches``: the
-    batches in one pass over the smaller task) that no batch repeats within a pass."""
+def training_config(config: dict, method: dict, seed: int, steps: int, per_pass: dict[str, int], output_dir):
+    """The loop's ``TrainingConfig`` for one run: no checkpoint, the method's learning rate and
+    strategy. ``per_pass``: batches in one pass over each of the run's tasks. Under a
+    ``training.batches`` budget each task gets exactly its batches (``task_epochs`` = batches / batches
+    per pass, fractions allowed); otherwise ``steps`` steps over enough shuffled passes that no batch
+    repeats within a pass."""
+    per_task = planned_batches(config, method)
+    if per_task is not None:
+        epochs = {task: per_task[task] / per_pass[task] for task in per_pass}
+        joint = method.get("balancer") in ("gradnorm", "uncertainty", "pcgrad")
+        return _training_config(config, method, seed, steps if joint else None, epochs, output_dir)
+    return _training_config(config, method, seed, steps, max(1, math.ceil(steps / min(per_pass.values()))), output_dir)
+
+
+def _training_config(config, method, seed, steps, task_epochs, output_dir):
     from ..training import TrainingConfig
 
     settings = config["training"]
-    shared = ("batch_size", "eval_batch_size", "warmup_ratio", "weight_decay", "max_grad_norm", "log_every",
+    shared = ("eval_batch_size", "warmup_ratio", "weight_decay", "max_grad_norm", "log_every",
               "mixed_precision")
     return TrainingConfig(
         output_dir=str(output_dir), max_steps=steps, seed=seed, save_best=False, progress=False,
         learning_rate=method.get("learning_rate", settings["learning_rate"]),
         strategy=method.get("strategy", "proportional"), temperature=method.get("temperature", 2.0),
-        task_epochs=max(1, math.ceil(steps / fewest_batches)), **{key: settings[key] for key in shared},
+        task_epochs=task_epochs, batch_size={task: batch_size(config, task) for task in TASKS},
+        **{key: settings[key] for key in shared},
     )
 
 
@@ -250,9 +263,9 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
     method = find_method(config, method_name)
     tokenizer = load_tokenizer(config["encoder"])
     all_tasks, sizes = prepare_tasks(config, tokenizer, cache_root)
-    tasks = {task: all_tasks[task] for task in method_tasks(method)}
-    settings = config["training"]
-    counts = {task: math.ceil(len(data.train_features) / settings["batch_size"]) for task, data in all_tasks.items()}
+    tasks = method_data(method, all_tasks)
+    counts = {task: math.ceil(len(all_tasks[task].train_features) / batch_size(config, task)) for task in TASKS}
+    per_pass = {task: math.ceil(len(data.train_features) / batch_size(config, task)) for task, data in tasks.items()}
     steps = planned_steps(config, method, counts)
     set_seed(seed)
     model = build_model(config, method)
@@ -262,11 +275,11 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
     load_before = _load_average()
     started, cpu_started = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as scratch:
-        training = training_config(config, method, seed, steps, min(counts[task] for task in tasks), scratch)
+        training = training_config(config, method, seed, steps, per_pass, scratch)
         result = train(model, tokenizer, tasks, training, step_hook=probe, balancer=balancer)
     run_seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     memory = peak_memory()
-    latency = {task: measure_latency(model, all_tasks[task].eval_features, task, **config["latency"])
+    latency = {task: measure_latency(model, tasks[task].eval_features, task, **config["latency"])
                for task in tasks}
     probe_seconds = probe.seconds if probe else 0.0
     scores = ("ner_f1", "ner_precision", "ner_recall", "qa_exact_match", "qa_f1")
@@ -279,12 +292,20 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
         "run_cpu_seconds": cpu_seconds, **memory, "own_process": own_process,
         "load_average": [load_before, _load_average()], "cpu_count": os.cpu_count(),
         "latency": latency, **history_summary(result.history), "gradient_conflict": conflict_summary(probe),
-        "data": sizes, "device": _device_name(), "threads": torch.get_num_threads(),
+        "data": {**sizes, **_method_sizes(tasks)}, "device": _device_name(), "threads": torch.get_num_threads(),
         "versions": {"torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft")},
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     write_json(run_path(out_dir, method_name, seed), record)
     return record
+
+
+def _method_sizes(tasks: dict) -> dict:
+    """NER training sentences and windows this run used (fewer than the sweep's with ``ner_train``)."""
+    if "ner" not in tasks:
+        return {}
+    features = tasks["ner"].train_features
+    return {"method_ner_train_sentences": len(set(features["example_index"])), "method_ner_train_windows": len(features)}
 
 
 def _load_average() -> float | None:

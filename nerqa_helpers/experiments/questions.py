@@ -1,0 +1,190 @@
+"""The study's questions, one report each: ``OUT/<question id>/README.md`` with a table, a figure
+and a plain-language conclusion that says what the intervals allow one to claim and what not.
+
+A config's ``questions`` list names, per question, its ``methods`` (the table's rows, in order) and
+``compare``: ``[method, baseline, metric]`` triples, each reported as the mean difference with a
+95% t-interval over the paired seeds (:func:`stats.difference_interval`). Everything is read from
+the run JSON files; nothing here trains.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .config import METRICS
+from .stats import difference_interval, mean_std
+
+CAVEAT = ("What these runs cannot show: whether the same holds at another budget, on all the data, with "
+          "another encoder or learning rate. Three seeds give wide intervals (paired t with 2 degrees of "
+          "freedom: 4.30 standard errors each side), so a small real effect can hide inside one that "
+          "contains 0.")
+
+
+def seed_scores(records: list[dict], method: str, metric: str) -> dict[int, float]:
+    """Seed → score of ``method`` (finished runs only)."""
+    return {r["seed"]: r[metric] for r in records if r["method"] == method and r.get(metric) is not None}
+
+
+def compare(records: list[dict], method: str, baseline: str, metric: str) -> dict:
+    """``method − baseline`` on ``metric``: difference, interval, kind, n, and both means."""
+    scores, base = seed_scores(records, method, metric), seed_scores(records, baseline, metric)
+    result = difference_interval(scores, base)
+    return {**result, "method": method, "baseline": baseline, "metric": metric,
+            "method_mean": mean_std(scores.values())[0], "baseline_mean": mean_std(base.values())[0]}
+
+
+def verdict(result: dict) -> str:
+    """One plain sentence on a comparison: what its interval allows one to claim."""
+    label, method, baseline = METRICS[result["metric"]], result["method"], result["baseline"]
+    difference, low, high = result["difference"], result["low"], result["high"]
+    if not np.isfinite(difference):
+        return f"{method} vs {baseline} on {label}: not enough finished runs yet."
+    figures = (f"{label} {result['method_mean']:.2f} vs {result['baseline_mean']:.2f}, difference "
+               f"{difference:+.2f}")
+    if not np.isfinite(low):
+        return f"{method} vs {baseline}: {figures} from {result['n']} seed(s); no interval with fewer than two seeds."
+    interval = f"95% CI {low:+.2f} to {high:+.2f}, {result['kind']} over {result['n']} seeds"
+    if low > 0:
+        return (f"**{method} beats {baseline}** ({figures}; {interval}): the interval excludes 0, so the gain is "
+                f"real for this data and budget; its size is anywhere from {low:.2f} to {high:.2f} points.")
+    if high < 0:
+        return (f"**{method} is worse than {baseline}** ({figures}; {interval}): the interval excludes 0, so the "
+                f"loss is real for this data and budget; its size is anywhere from {-high:.2f} to {-low:.2f} points.")
+    return (f"**No difference shown** between {method} and {baseline} ({figures}; {interval}): the interval "
+            f"contains 0. The runs rule out a gain above {high:.2f} or a loss beyond {-low:.2f} points, "
+            "nothing finer.")
+
+
+def _cell(records: list[dict], method: str, key: str, digits: int = 2) -> str:
+    mean, std = mean_std([r.get(key) for r in records if r["method"] == method])
+    if not np.isfinite(mean):
+        return ""
+    return f"{mean:,.{digits}f} ± {std:,.{digits}f}" if np.isfinite(std) else f"{mean:,.{digits}f}"
+
+
+def question_table(records: list[dict], methods: list[str]) -> str:
+    """Scores (mean ± std over seeds), NER sentences, parameters, seconds and latency per method."""
+    from .report import markdown_table
+
+    rows = []
+    for method in methods:
+        runs = [r for r in records if r["method"] == method]
+        first = runs[0] if runs else {}
+        latency = lambda task: _mean_of([r["latency"][task]["median_ms"] for r in runs if task in r.get("latency", {})])  # noqa: E731
+        rows.append([method, _cell(records, method, "ner_f1"), _cell(records, method, "qa_exact_match"),
+                     _cell(records, method, "qa_f1"), _count(first.get("data", {}).get("method_ner_train_sentences")),
+                     _count(first.get("trainable_parameters")), _count(first.get("total_parameters")),
+                     _cell(records, method, "train_seconds", 0), _cell(records, method, "peak_memory_mib", 0),
+                     latency("ner"), latency("qa"), str(len(runs))])
+    return markdown_table(["method", "NER F1", "QA EM", "QA F1", "NER sentences", "trainable params", "total params",
+                   "training s", "peak MiB", "NER ms", "QA ms", "seeds"], rows)
+
+
+def _mean_of(values: list[float]) -> str:
+    return f"{np.mean(values):.1f}" if values else ""
+
+
+def _count(value) -> str:
+    return f"{int(value):,}" if value is not None else ""
+
+
+def write_question(out_dir: Path, config: dict, question: dict, records: list[dict]) -> Path:
+    """Write ``OUT/<id>/README.md`` (and its figure) for one question; returns the path."""
+    folder = out_dir / question["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    results = [compare(records, *triple) for triple in question.get("compare", [])]
+    figure = draw_figure(question, records, folder)
+    expected = {(m, s) for m in question["methods"] for s in config["seeds"]}
+    missing = sorted(expected - {(r["method"], r["seed"]) for r in records})
+    parts = [f"# {question['title']}\n",
+             f"Part of the study in [`../README.md`](../README.md); generated by "
+             f"`python -m nerqa_helpers.experiments report {out_dir.as_posix()}` from the run files.\n",
+             question.get("setup", "") + "\n" if question.get("setup") else "",
+             "## Conclusion\n", "\n".join(f"- {verdict(result)}" for result in results) + "\n",
+             CAVEAT + "\n", "## Runs\n", question_table(records, question["methods"]),
+             "Mean ± standard deviation over seeds. Latency: median of a batch-1 forward pass, one CPU thread.\n"]
+    if figure:
+        parts.append(f"![{question['title']}]({figure})\n")
+    if missing:
+        parts.append("**Missing runs** (the conclusion covers only what is finished): "
+                     + ", ".join(f"{m} seed {s}" for m, s in missing) + "\n")
+    path = folder / "README.md"
+    path.write_text("\n".join(part for part in parts if part))
+    return path
+
+
+def draw_figure(question: dict, records: list[dict], folder: Path) -> str | None:
+    """Save the question's figure (``question["figure"]``: scores, learning_curve, weights,
+    sharing, loss_curves) as ``figure.png`` in ``folder``; returns its file name or None."""
+    from .. import plots
+
+    runs = [r for r in records if r["method"] in question["methods"]]
+    if not runs:
+        return None
+    kind = question.get("figure", "scores")
+    if kind == "learning_curve":
+        figure = plots.plot_learning_curve(runs, question["curves"])
+    elif kind == "weights":
+        figure = plots.plot_weight_curves(runs)
+    elif kind == "loss_curves":
+        figure = plots.plot_run_losses(runs, question["methods"])
+    else:
+        figure = plots.plot_seed_scores(runs, question["methods"])
+    if figure is None:
+        return None
+    figure.savefig(folder / "figure.png", dpi=110)
+    return "figure.png"
+
+
+def write_questions(out_dir: str | os.PathLike, config: dict, records: list[dict]) -> list[tuple[dict, Path]]:
+    """Every question's report; returns (question, path) pairs for the study's index."""
+    out_dir = Path(out_dir)
+    return [(question, write_question(out_dir, config, question, records)) for question in config.get("questions", [])]
+
+
+def question_results(out_dir: str | os.PathLike, question_id: str):
+    """For a notebook: one question of a committed study as ``(table, conclusions, figure path)``.
+
+    table: a DataFrame, one row per method (scores as mean ± std over seeds, parameters, seconds,
+    seeds); conclusions: the report's sentences (Markdown); figure: the question's PNG or None.
+    Returns ``None`` (and says how to make one) when the study has not been run."""
+    import json
+
+    import pandas as pd
+
+    from .report import load_runs
+
+    out_dir = Path(out_dir)
+    if not (out_dir / "config.json").is_file():
+        print(f"No study in {out_dir}: `make experiments` runs it (about three hours on 2 CPU cores).")
+        return None
+    config = json.loads((out_dir / "config.json").read_text())
+    question = next((q for q in config.get("questions", []) if q["id"] == question_id), None)
+    if question is None:
+        raise ValueError(f"{out_dir} has no question {question_id!r}; it has {[q['id'] for q in config.get('questions', [])]}")
+    records = load_runs(out_dir)
+    rows = {method: {"NER F1": _cell(records, method, "ner_f1"), "QA EM": _cell(records, method, "qa_exact_match"),
+                     "QA F1": _cell(records, method, "qa_f1"),
+                     "trainable parameters": _count(next((r["trainable_parameters"] for r in records if r["method"] == method), None)),
+                     "training s": _cell(records, method, "train_seconds", 0),
+                     "seeds": sum(r["method"] == method for r in records)} for method in question["methods"]}
+    conclusions = [verdict(compare(records, *triple)) for triple in question.get("compare", [])]
+    figure = out_dir / question["id"] / "figure.png"
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method"), conclusions, figure if figure.exists() else None
+
+
+def show_question(out_dir: str | os.PathLike, question_id: str):
+    """Display one question of a committed study in a notebook (table, conclusions, figure) and
+    return its table; ``None`` when the study has not been run (see :func:`question_results`)."""
+    from IPython.display import Image, Markdown, display
+
+    found = question_results(out_dir, question_id)
+    if found is None:
+        return None
+    table, conclusions, figure = found
+    display(table, Markdown("\n".join(f"- {line}" for line in conclusions)))
+    if figure is not None:
+        display(Image(figure))
+    return table
