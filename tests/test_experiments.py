@@ -264,6 +264,7 @@ def test_each_question_gets_a_report_whose_conclusion_follows_its_interval(synth
     config = {**config, "methods": config["methods"] + [{"name": "better", "tasks": ["ner"]}], "questions": [
         {"id": "q-test", "title": "Does sharing help?", "methods": ["ner_alone", "shared", "better"],
          "compare": [["shared", "ner_alone", "ner_f1"], ["better", "ner_alone", "ner_f1"], ["ner_alone", "better", "ner_f1"]]}]}
+    config["floor"] = {"ner_alone": {"ner_f1": 82.5}, "qa_alone": {"qa_f1": 50}}  # means 82 and 54
     (out / "config.json").write_text(json.dumps(config))
     for seed, score in enumerate((83.0, 85.5, 88.0)):  # ner_alone + 3, 3.5, 4
         runner.write_json(runner.run_path(out, "better", seed), record("better", seed, ner_f1=score))
@@ -277,6 +278,7 @@ def test_each_question_gets_a_report_whose_conclusion_follows_its_interval(synth
     assert "**ner_alone is worse than better**" in question and "from 2.26 to 4.74 points" in question
     assert "| better | 85.50 ± 2.50 |" in question and "Missing runs" not in question
     assert "(q-test/README.md)" in index and "**better beats ner_alone**" in index
+    assert "ner_alone NER F1 82.00 (floor 82.5): **NOT met**; qa_alone QA F1 54.00 (floor 50): met." in index
     assert (out / "q-test" / "figure.png").stat().st_size > 1000 and "](figure.png)" in question
     (out / "runs" / "better__seed2.json").unlink()
     report.write_report(out)

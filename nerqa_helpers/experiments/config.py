@@ -93,6 +93,8 @@ def check_config(config: dict) -> None:
         raise ValueError(f"training.batches needs a positive count for each of {TASKS}, got {batches}")
     for question in config.get("questions", []):
         check_question(question, set(names))
+    if set(config.get("floor", {})) - set(names):
+        raise ValueError(f"floor names unknown methods {sorted(set(config['floor']) - set(names))}")
 
 
 def check_question(question: dict, names: set) -> None:

@@ -188,3 +188,17 @@ def show_question(out_dir: str | os.PathLike, question_id: str):
     if figure is not None:
         display(Image(figure))
     return table
+
+
+def floor_text(config: dict, records: list[dict]) -> str:
+    """Whether the baselines learned: each ``config["floor"]`` entry ``{method: {metric: least}}``
+    against the method's mean over its finished seeds ("" for a config without a floor)."""
+    lines = []
+    for method, least in config.get("floor", {}).items():
+        for metric, bound in least.items():
+            mean = mean_std(seed_scores(records, method, metric).values())[0]
+            state = "not run yet" if not np.isfinite(mean) else ("met" if mean >= bound else "**NOT met**")
+            shown = f"{mean:.2f}" if np.isfinite(mean) else "—"
+            lines.append(f"{method} {METRICS[metric]} {shown} (floor {bound}): {state}")
+    return ("**Floor** (mean over seeds; below it the budget is too small for the questions to mean anything): "
+            + "; ".join(lines) + ".\n") if lines else ""

@@ -145,12 +145,12 @@ def setup_text(config: dict, records: list[dict]) -> str:
 def questions_index(out_dir: Path, config: dict, records: list[dict]) -> str:
     """Write each question's report (``questions.write_questions``) and list them with their
     conclusions ("" for a config without questions)."""
-    from .questions import compare, verdict, write_questions
+    from .questions import compare, floor_text, verdict, write_questions
 
     written = write_questions(out_dir, config, records)
     if not written:
         return ""
-    lines = ["## Questions\n"]
+    lines = ["## Questions\n", floor_text(config, records)]
     for question, path in written:
         lines.append(f"**[{question['title']}]({path.relative_to(out_dir).as_posix()})**\n")
         lines += [f"- {verdict(compare(records, *triple))}" for triple in question.get("compare", [])]
