@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import METRICS
+from .runner import busy_runs
 from .stats import difference_interval, mean_std
 
 CAVEAT = ("What these runs cannot show: whether the same holds at another budget, on all the data, with "
@@ -105,6 +106,10 @@ def write_question(out_dir: Path, config: dict, question: dict, records: list[di
              "## Conclusion\n", "\n".join(f"- {verdict(result)}" for result in results) + "\n",
              CAVEAT + "\n", "## Runs\n", question_table(records, question["methods"]),
              "Mean ± standard deviation over seeds. Latency: median of a batch-1 forward pass, one CPU thread.\n"]
+    busy = busy_runs([r for r in records if r["method"] in question["methods"]])
+    if busy:
+        parts.append("**Timing:** " + ", ".join(f"{r['method']} seed {r['seed']}" for r in busy) + " shared the machine "
+                     "with other programs; their seconds and latencies are too high (scores are not affected).\n")
     if figure:
         parts.append(f"![{question['title']}]({figure})\n")
     if missing:
