@@ -385,6 +385,9 @@ def plot_learning_curve(records: Sequence[Mapping], curves: Mapping[str, Sequenc
         if points:
             ax.plot(*zip(*sorted(points)), "-o", color=f"C{index}", label=label)
     ax.set(xscale="log", xlabel="NER training sentences", ylabel="NER F1 (validation)")
+    sizes = sorted({round(x) for line in ax.get_lines() for x in line.get_xdata()})
+    ax.set_xticks(sizes, [f"{size:,}" for size in sizes])
+    ax.minorticks_off()
     ax.legend()
     return figure
 
