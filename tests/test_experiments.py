@@ -20,7 +20,7 @@ def small_config(path: Path, **training) -> Path:
     and NER on its first 40 sentences with document context for ten steps."""
     config = sweep_config.load_config(TINY_CONFIG)
     config["training"].update(batches={"ner": 2, "qa": 2}, **training)
-    config.update(seeds=[0], probe={"count": 2, "batch_size": 2}, latency={"examples": 2, "warmup": 1}, questions=[])
+    config.update(seeds=[0], probe={"count": 2, "batch_size": 2}, latency={"examples": 2, "warmup": 1}, questions=[], floor={})
     config["methods"] = [{"name": "ner_alone", "tasks": ["ner"], "steps": NER_STEPS, "learning_rate": 1e-3},
                          sweep_config.find_method(config, "gradnorm"),
                          {"name": "ner_40_context", "tasks": ["ner"], "steps": NER_STEPS, "learning_rate": 1e-3,
