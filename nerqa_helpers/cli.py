@@ -180,7 +180,8 @@ def command_run(args) -> dict:
     args.preset = "tiny" if source.kind == "tiny" else "small"
     args.data_dir = str(source.folder) if source.kind == "dir" else None
     metrics = command_train(args)
-    print(f"\ntotal time: {time.perf_counter() - started:.0f} s (training {metrics['train_seconds']:.0f} s)")
+    precision = {"no": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(metrics.get("mixed_precision"), "float32")
+    print(f"\ntotal time: {time.perf_counter() - started:.0f} s (training {metrics['train_seconds']:.0f} s, {precision})")
     best = Path(args.output_dir) / "best"
     predict = argparse.Namespace(model=str(best), text=EXAMPLE_SENTENCE, question=EXAMPLE_QUESTION,
                                  context=EXAMPLE_CONTEXT, text_file=None, context_file=None, top_k=1, json=False)
@@ -339,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="go on from OUTPUT_DIR's checkpoint (same settings; --learning-rate may differ)")
         sub.add_argument("--deterministic", action="store_true", help="deterministic GPU kernels (slower)")
         sub.add_argument("--mixed-precision", default="auto", choices=("auto", "bf16", "fp16", "no"),
-                         help="auto: bf16 from compute capability 8.0, fp16 on 7.x (T4), fp32 on the CPU")
+                         help="auto: bf16 from compute capability 8.0, fp16 on 7.x (T4), bf16 on a CPU with "
+                              "bfloat16 instructions (AVX512-BF16, AMX), else fp32")
         sub.add_argument("--num-workers", type=_count, default=0, metavar="N",
                          help="data loader worker processes (0: collate in the training process)")
         sub.add_argument("--compile", action="store_true",

@@ -38,14 +38,15 @@ def length_sorted_batches(features, batch_size: int, collate):
 
 @torch.no_grad()  # not inference_mode: training goes on with this model after evaluating it
 def predict_features(model, features, task: str, tokenizer, batch_size: int = 128, device=None,
-                     ner_logits: bool = False) -> list:
+                     ner_logits: bool = False, precision: str | None = None) -> list:
     """Run ``task``'s head over tokenized ``features`` (F windows), sorted by length, results in input order.
 
     features: a ``Dataset`` or a dict of lists with ``input_ids``, ``attention_mask`` (and
     ``token_type_ids``). Returns one entry per feature, numpy, trimmed to the feature's own length
     T: NER — tag ids (T,), or with ``ner_logits`` the float32 logits (T, C); QA — (start_logits
     (T,), end_logits (T,)). The model runs in eval mode on ``device`` (default: the model's), in the
-    precision ``precision.autocast_for`` picks, and is put back in the mode it was in.
+    precision ``precision.autocast_for`` picks (``precision``: "auto"/None, or "bf16", "fp16", "no"
+    as in ``TrainingConfig.mixed_precision``), and is put back in the mode it was in.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
@@ -54,7 +55,7 @@ def predict_features(model, features, task: str, tokenizer, batch_size: int = 12
     results: list = [None] * len(features["input_ids"])
     for indices, batch in length_sorted_batches(features, batch_size, collate):
         batch = {key: value.to(device) for key, value in batch.items()}
-        with autocast_for(device):
+        with autocast_for(device, precision):
             output = model(**batch, task=task)
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         if task == "ner":
@@ -70,9 +71,9 @@ def predict_features(model, features, task: str, tokenizer, batch_size: int = 12
     return results
 
 
-def evaluate_ner(model, tokenizer, data: TaskData, batch_size: int = 128) -> dict:
+def evaluate_ner(model, tokenizer, data: TaskData, batch_size: int = 128, precision: str | None = None) -> dict:
     """Entity-level seqeval scores on words (not sub-words): {"f1", "precision", "recall", ...}."""
-    predictions = predict_features(model, data.eval_features, "ner", tokenizer, batch_size)
+    predictions = predict_features(model, data.eval_features, "ner", tokenizer, batch_size, precision=precision)
     num_words = [len(tags) for tags in data.references]
     label_names = model.config.ner_label_names
     predicted_tags = ner_logits_to_tags(data.eval_features, predictions, num_words, label_names)
@@ -80,9 +81,9 @@ def evaluate_ner(model, tokenizer, data: TaskData, batch_size: int = 128) -> dic
 
 
 def evaluate_qa(model, tokenizer, data: TaskData, batch_size: int = 128, n_best_size: int = 20,
-                max_answer_length: int = 30) -> dict:
+                max_answer_length: int = 30, precision: str | None = None) -> dict:
     """SQuAD Exact Match and F1 after n-best span post-processing across windows."""
-    outputs = predict_features(model, data.eval_features, "qa", tokenizer, batch_size)
+    outputs = predict_features(model, data.eval_features, "qa", tokenizer, batch_size, precision=precision)
     start_logits = [start for start, _ in outputs]
     end_logits = [end for _, end in outputs]
     answers = postprocess_qa_predictions(
@@ -100,12 +101,15 @@ def evaluate_qa(model, tokenizer, data: TaskData, batch_size: int = 128, n_best_
 def evaluate(model, tokenizer, tasks: Mapping[str, TaskData], config=None) -> dict:
     """Flat metrics for every task that has evaluation data, plus the combined ``score``.
 
-    ``config``: a ``training.TrainingConfig`` (its ``eval_batch_size``, ``n_best_size`` and
-    ``max_answer_length`` are used) or None for the defaults of :func:`evaluate_ner` / :func:`evaluate_qa`.
+    ``config``: a ``training.TrainingConfig`` (its ``eval_batch_size``, ``n_best_size``,
+    ``max_answer_length`` and ``mixed_precision`` are used) or None for the defaults of
+    :func:`evaluate_ner` / :func:`evaluate_qa`.
     """
-    ner_options = {} if config is None else {"batch_size": config.eval_batch_size}
+    ner_options = {} if config is None else {"batch_size": config.eval_batch_size,
+                                             "precision": config.mixed_precision}
     qa_options = {} if config is None else {"batch_size": config.eval_batch_size, "n_best_size": config.n_best_size,
-                                            "max_answer_length": config.max_answer_length}
+                                            "max_answer_length": config.max_answer_length,
+                                            "precision": config.mixed_precision}
     metrics: dict = {}
     if "ner" in tasks and tasks["ner"].eval_features is not None:
         scores = evaluate_ner(model, tokenizer, tasks["ner"], **ner_options)

@@ -43,7 +43,8 @@ class TrainingConfig:
 
     The schedule's defaults are ``presets.DEFAULTS``; :meth:`from_preset` takes a named preset's.
     ``mixed_precision``: "auto" follows ``precision.precision_for`` (bf16 from compute capability
-    8.0, fp16 with loss scaling on 7.x, float32 on a CPU); "bf16", "fp16" or "no" override it.
+    8.0, fp16 with loss scaling on 7.x, bf16 on a CPU with bfloat16 instructions, else float32);
+    "bf16", "fp16" or "no" override it. Training and every evaluation it runs use that precision.
     """
 
     output_dir: str = "runs/multitask"
@@ -244,7 +245,9 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
     _flush(pending, history, scheduler, started, loader, balancer)
     train_seconds = time.perf_counter() - started
     metrics = _evaluate_and_keep(model, tokenizer, tasks, config, accelerator, history, state, step, output_dir)
-    metrics.update(train_seconds=train_seconds, steps=step, task_mix=loader.task_mix())
+    metrics.update(train_seconds=train_seconds, steps=step, task_mix=loader.task_mix(),
+                   mixed_precision=accelerator.mixed_precision)
+    accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # the caller's model forgets the training autocast
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         history.to_json(output_dir / "history.json")

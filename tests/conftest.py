@@ -10,6 +10,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# float32 on every CPU, so that the tests' thresholds and equalities hold alike on machines with and
+# without bfloat16 instructions; tests/test_precision.py checks the bfloat16 path by itself.
+os.environ["NERQA_CPU_BF16"] = "0"
 
 TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 """A random BERT small enough that a training step takes milliseconds on one CPU thread."""

@@ -41,6 +41,20 @@ def test_the_report_orders_rows_marks_busy_runs_and_shows_cpu_speed(allocations,
     busy, small = rows  # the order of ALLOCATIONS, not of the file
     assert small.rstrip(" |").endswith("51.58") and "| — |" in small and "*" not in small
     assert "| 600* | 640* |" in busy and "| 141 |" in busy
+    assert "| 256/96 | fp32 |" in small  # rows from before the precision column trained in float32
+
+
+def test_bf16_rows_say_so_and_need_a_cpu_with_bf16_instructions(allocations, tmp_path, monkeypatch):
+    bf16 = "ner-all-qa5000-w256-bf16"
+    assert allocations.PRECISION == {"ner-all-qa4000-w256-bf16": "bf16", bf16: "bf16"}
+    assert replace(allocations.ALLOCATIONS[bf16], name="x") == replace(allocations.ALLOCATIONS["ner-all-qa5000-w256"], name="x")
+    (tmp_path / "runs.jsonl").write_text(json.dumps(record(bf16, qa_train=5000, precision="bf16")) + "\n")
+    row = next(line for line in allocations.write_report(tmp_path).read_text().splitlines() if line.startswith("| ner-all"))
+    assert "| 256/96 | bf16 |" in row
+    monkeypatch.setenv("NERQA_CPU_BF16", "0")  # a CPU without them: refused before anything is trained
+    with pytest.raises(SystemExit, match="no bfloat16 instructions"):
+        allocations.run_allocation(allocations.ALLOCATIONS[bf16], "unused", tmp_path, tmp_path / "runs")
+    assert (tmp_path / "runs.jsonl").read_text().count("\n") == 1
 
 
 def test_cpu_speed_is_a_positive_rate(allocations):

@@ -1,4 +1,7 @@
-"""The precision policy on mocked devices: bf16 from compute capability 8.0, fp16 on 7.x, fp32 on a CPU."""
+"""The precision policy on mocked devices: bf16 from compute capability 8.0, fp16 on 7.x, bf16 on a CPU
+with bfloat16 instructions, fp32 on other CPUs."""
+import platform
+
 import pytest
 import torch
 
@@ -24,11 +27,44 @@ def test_gpus_by_compute_capability(gpu, capability, expected):
     assert precision_for() == expected  # no device named: the GPU
 
 
-def test_the_cpu_and_mps_train_in_float32(gpu):
+def test_the_cpu_and_mps_train_in_float32(gpu):  # conftest sets NERQA_CPU_BF16=0
     assert precision_for("cpu") == "no"
     assert precision_for("mps") == "no"
     gpu(9, 0)
     assert precision_for("cpu") == "no"
+
+
+ZEN4 = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw avx512_bf16 avx512_vnni\n"
+SKYLAKE = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw avx512vl\n"  # AVX-512, no bf16
+SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_tile amx_bf16 amx_int8\n"
+
+
+@pytest.mark.parametrize("cpuinfo, expected", [(ZEN4, True), (SKYLAKE, False), (SAPPHIRE_RAPIDS, True),
+                                               ("processor\t: 0\n", False)])
+def test_a_cpu_trains_in_bf16_only_with_bf16_instructions(tmp_path, monkeypatch, cpuinfo, expected):
+    monkeypatch.delenv("NERQA_CPU_BF16")
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    assert precision.cpu_has_native_bf16(tmp_path / "cpuinfo") is expected
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: expected)
+    assert precision_for("cpu") == ("bf16" if expected else "no")
+    assert precision_for("cpu", "no") == "no"  # an override still wins
+
+
+def test_the_cpu_check_elsewhere_and_by_hand(tmp_path, monkeypatch):
+    (tmp_path / "cpuinfo").write_text(ZEN4)
+    monkeypatch.delenv("NERQA_CPU_BF16")
+    monkeypatch.setattr(platform, "machine", lambda: "arm64")  # Apple silicon: float32
+    assert precision.cpu_has_native_bf16(tmp_path / "cpuinfo") is False
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert precision.cpu_has_native_bf16(tmp_path / "missing") is False  # no /proc: macOS, Windows
+    monkeypatch.setenv("NERQA_CPU_BF16", "1")
+    assert precision.cpu_has_native_bf16(tmp_path / "missing") is True and precision_for("cpu") == "bf16"
+    monkeypatch.setenv("NERQA_CPU_BF16", "0")
+    assert precision.cpu_has_native_bf16(tmp_path / "cpuinfo") is False
+    monkeypatch.setenv("NERQA_CPU_BF16", "yes")
+    with pytest.raises(ValueError, match="NERQA_CPU_BF16"):
+        precision.cpu_has_native_bf16()
 
 
 def test_without_a_gpu_cuda_falls_back_to_float32(monkeypatch):

@@ -65,3 +65,25 @@ def test_two_cpu_processes_finish_with_equal_weights(run_ddp_worker, tmp_path):
     assert [r["world"] for r in ranks] == [2, 2]
     assert ranks[0]["steps"] == ranks[1]["steps"] == 6
     assert ranks[0]["checksum"] == ranks[1]["checksum"]
+
+
+def test_bf16_on_a_cpu_autocasts_the_encoder_and_still_learns(tokenizer, tmp_path):
+    """What the policy picks on a CPU with bfloat16 instructions ("bf16"), forced here on any CPU:
+    the encoder's matrix products run in bfloat16 while training and scoring, and NER still learns."""
+    torch.manual_seed(0)
+    tasks = build_tasks(tokenizer, load_tiny("ner"), None)
+    model = MultiTaskModel.from_encoder("default")
+    seen = []
+    query = model.encoder.encoder.layer[0].attention.self.query
+    hook = query.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    config = TrainingConfig(output_dir=str(tmp_path), max_steps=40, batch_size=8, learning_rate=4e-4,
+                            log_every=5, progress=False, save_best=False, mixed_precision="bf16")
+    result = train(model, tokenizer, tasks, config)
+    assert set(seen) == {torch.bfloat16}  # training steps and the final evaluation
+    losses = result.history.frame("train").loss.to_numpy()
+    assert losses[-3:].mean() < 0.6 * losses[:3].mean()
+    assert result.metrics["ner_f1"] > 30
+    seen.clear()
+    as_float32 = evaluate(model, tokenizer, tasks, TrainingConfig(mixed_precision="no"))
+    hook.remove()
+    assert set(seen) == {torch.float32} and abs(as_float32["ner_f1"] - result.metrics["ner_f1"]) < 10

@@ -86,12 +86,14 @@ def make_probe(config: dict, method: dict, model, tasks: dict, tokenizer, steps:
     return TimedProbe(GradientConflictProbe(model, batches, every=every))
 
 
-def measure_latency(model, features, task: str, examples: int = 50, warmup: int = 5) -> dict:
+def measure_latency(model, features, task: str, examples: int = 50, warmup: int = 5,
+                    precision: str | None = None) -> dict:
     """Model forward time for one example at a time (batch 1), after training, in eval mode.
 
     ``features``: tokenized evaluation features (the first ``warmup + examples`` are used; the
     same ones for every method). Returns median and mean milliseconds and the mean length in
-    tokens. Tokenization and post-processing are not included. On a CPU it uses one thread: a
+    tokens. Tokenization and post-processing are not included; ``precision`` is the one evaluation
+    uses (``TrainingConfig.mixed_precision``: "auto"/None, "bf16", "fp16", "no"). On a CPU it uses one thread: a
     batch of one gains little from a second, and two threads that wait for each other turn any
     other load on the machine into stalls of tens of milliseconds.
     """
@@ -102,19 +104,19 @@ def measure_latency(model, features, task: str, examples: int = 50, warmup: int 
     if device.type == "cpu":
         torch.set_num_threads(1)
     try:
-        return _time_forward(model, features, task, examples, warmup, device)
+        return _time_forward(model, features, task, examples, warmup, device, precision)
     finally:
         torch.set_num_threads(threads)
 
 
-def _time_forward(model, features, task, examples, warmup, device) -> dict:
+def _time_forward(model, features, task, examples, warmup, device, precision) -> dict:
     import torch
 
     from ..precision import autocast_for
 
     rows = features[: warmup + examples]
     keys = [key for key in ("input_ids", "attention_mask", "token_type_ids") if key in rows]
-    autocast = autocast_for(device)  # the precision evaluation uses on this device
+    autocast = autocast_for(device, precision)  # the precision evaluation uses on this device
     model.eval()
     times, lengths = [], []
     with torch.inference_mode(), autocast:
@@ -258,6 +260,7 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
     from accelerate.utils import set_seed
 
     from ..encoders import load_tokenizer
+    from ..precision import precision_for
     from ..training import train
 
     method = find_method(config, method_name)
@@ -279,8 +282,9 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
         result = train(model, tokenizer, tasks, training, step_hook=probe, balancer=balancer)
     run_seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     memory = peak_memory()
-    latency = {task: measure_latency(model, tasks[task].eval_features, task, **config["latency"])
-               for task in tasks}
+    precision = config["training"]["mixed_precision"]
+    latency = {task: measure_latency(model, tasks[task].eval_features, task, precision=precision,
+                                     **config["latency"]) for task in tasks}
     probe_seconds = probe.seconds if probe else 0.0
     scores = ("ner_f1", "ner_precision", "ner_recall", "qa_exact_match", "qa_f1")
     record = {
@@ -293,6 +297,7 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
         "load_average": [load_before, _load_average()], "cpu_count": os.cpu_count(),
         "latency": latency, **history_summary(result.history), "gradient_conflict": conflict_summary(probe),
         "data": {**sizes, **_method_sizes(tasks)}, "device": _device_name(), "threads": torch.get_num_threads(),
+        "precision": precision_for(next(model.parameters()).device, precision),
         "versions": {"torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft")},
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
