@@ -213,17 +213,21 @@ def test_batch_budget_plans_exactly_b_batches_of_each_task_whatever_the_data_siz
 
     config = sweep_config.load_config(CPU_CONFIG)
     steps = {m["name"]: sweep_config.planned_steps(config, m, {}) for m in config["methods"]}
-    assert steps["ner_alone"] == steps["ner_alone_200"] == steps["gradnorm"] == 120
+    assert steps["ner_alone"] == steps["ner_alone_200"] == steps["gradnorm"] == steps["shared_joint"] == 120
     assert steps["shared"] == steps["shared_ner200"] == steps["lora"] == 240
     sizes = {"ner": 200, "qa": 1700}  # 13 and 107 batches per pass: 9.2 and 1.1 passes
-    for name in ("shared_ner200", "gradnorm", "ner_alone_200"):
+    for name in ("shared_ner200", "gradnorm", "shared_joint", "ner_alone_200"):
         method = sweep_config.find_method(config, name)
         per_pass = {task: math.ceil(sizes[task] / 16) for task in sweep_config.method_tasks(method)}
         training = runner.training_config(config, method, 0, steps[name], per_pass, "unused")
         datasets = {task: _lengths_only(sizes[task]) for task in per_pass}
         loader = MultiTaskDataLoader(datasets, {}, batch_size=16, task_epochs=training.task_epochs, seed=0)
         assert {task: len(batches) for task, batches in loader.task_batches.items()} == {task: 120 for task in per_pass}
-        assert (training.max_steps == 120) if name == "gradnorm" else training.max_steps is None
+        assert (training.max_steps == 120) if name in ("gradnorm", "shared_joint") else training.max_steps is None
+    # the joint control: fixed λ = 1, both losses summed in every step, like GradNorm's steps
+    balancer = runner.make_balancer(sweep_config.find_method(config, "shared_joint"), None, 0)
+    assert balancer.joint and balancer.weights() == {"ner": 1.0, "qa": 1.0}
+    assert not runner.make_balancer({"name": "x", "balancer": "static"}, None, 0).joint
 
 
 def _lengths_only(rows: int):
@@ -243,7 +247,8 @@ def test_gpu_study_reuses_the_cpu_studys_methods_and_questions_with_its_own_data
 def test_config_mistakes_are_caught_before_a_long_sweep(tmp_path):
     good = json.loads(CPU_CONFIG.read_text())
     for mistake in ({"name": "x", "shared_layer": 2}, {"name": "x", "tasks": ["ner"], "balancer": "gradnorm"},
-                    {"name": "ner_alone"}, {"name": "x", "ner_size": 200}):
+                    {"name": "ner_alone"}, {"name": "x", "ner_size": 200}, {"name": "x", "joint": True},
+                    {"name": "x", "balancer": "gradnorm", "joint": True}):
         bad = {**good, "methods": good["methods"] + [mistake]}
         (tmp_path / "bad.json").write_text(json.dumps(bad))
         with pytest.raises(ValueError):

@@ -5,8 +5,9 @@ The budget takes one of two forms.
 * ``training.batches = {"ner": B_ner, "qa": B_qa}`` (the study configs): every run processes exactly
   ``B_task`` batches of each task it trains, whatever its data size (a method with ``ner_train: 200``
   makes more passes over fewer sentences). A multi-task run interleaves them by its sampling
-  strategy (``B_ner + B_qa`` steps); a joint balancer (GradNorm, uncertainty, PCGrad) takes one batch
-  of each task per step (``max(B_ner, B_qa)`` steps, so equal budgets give both exactly ``B``).
+  strategy (``B_ner + B_qa`` steps); a joint balancer (GradNorm, uncertainty, PCGrad, or fixed
+  weights with ``"joint": true``; :func:`is_joint`) takes one batch of each task per step
+  (``max(B_ner, B_qa)`` steps, so equal budgets give both exactly ``B``, in half the optimizer steps).
 * ``training.steps`` (older configs): every run processes ``steps`` batches. A multi-task run draws
   them from both tasks by its sampling strategy; a joint balancer runs ``steps / 2`` steps; a
   single-task run gets its task's share of the batches under proportional sampling.
@@ -27,8 +28,11 @@ from ..presets import DEFAULTS as PRESET_DEFAULTS, STRATEGIES, TASKS
 
 CACHE_ROOT = Path("runs") / "experiment-cache"
 METHOD_KEYS = {"name", "tasks", "strategy", "temperature", "balancer", "alpha", "balancer_learning_rate",
-               "shared_layers", "lora", "learning_rate", "steps", "probe", "task_weights", "ner_train", "ner_context"}
+               "shared_layers", "lora", "learning_rate", "steps", "probe", "task_weights", "ner_train", "ner_context",
+               "joint"}
 BALANCERS = ("static", "gradnorm", "uncertainty", "pcgrad")
+JOINT_BALANCERS = ("gradnorm", "uncertainty", "pcgrad")
+"""Balancers that need every task's loss in every step."""
 DEFAULTS = {
     "encoder": "default",
     "data": {"source": "dir", "dir": None, "ner_train": None, "qa_train": None, "ner_eval": None,
@@ -82,6 +86,9 @@ def check_config(config: dict) -> None:
                              f"allowed {sorted(METHOD_KEYS)}")
         if method.get("balancer", "static") not in BALANCERS:
             raise ValueError(f"method {method['name']!r}: balancer must be one of {BALANCERS}")
+        if method.get("joint") and method.get("balancer") != "static":
+            raise ValueError(f"method {method['name']!r}: 'joint' is for fixed weights (balancer 'static'); "
+                             "GradNorm, uncertainty and PCGrad are joint anyway")
         if method.get("balancer") and len(method_tasks(method)) < 2:
             raise ValueError(f"method {method['name']!r}: a loss balancer needs both tasks")
         if not set(method_tasks(method)) <= set(TASKS) or method.get("strategy", "proportional") not in STRATEGIES:
@@ -140,6 +147,13 @@ def planned_batches(config: dict, method: dict) -> dict[str, int] | None:
     return {task: int(batches[task]) for task in method_tasks(method)}
 
 
+def is_joint(method: dict) -> bool:
+    """Does the method take one batch of every task in each step? (GradNorm, uncertainty and PCGrad
+    always; fixed weights with ``"joint": true``, the control that tells a balancer's effect from
+    that of joint steps.)"""
+    return method.get("balancer") in JOINT_BALANCERS or (method.get("balancer") == "static" and bool(method.get("joint")))
+
+
 def planned_steps(config: dict, method: dict, batch_counts: dict[str, int]) -> int:
     """Loop steps of a run (see the module doc).
 
@@ -149,13 +163,12 @@ def planned_steps(config: dict, method: dict, batch_counts: dict[str, int]) -> i
         return int(method["steps"])
     per_task = planned_batches(config, method)
     if per_task is not None:
-        joint = method.get("balancer") in ("gradnorm", "uncertainty", "pcgrad")
-        return max(per_task.values()) if joint else sum(per_task.values())
+        return max(per_task.values()) if is_joint(method) else sum(per_task.values())
     budget, tasks = config["training"]["steps"], method_tasks(method)
     if len(tasks) == 1:
         share = batch_counts[tasks[0]] / sum(batch_counts.values())
         return max(1, round(budget * share))
-    if method.get("balancer") in ("gradnorm", "uncertainty", "pcgrad"):
+    if is_joint(method):
         return max(1, budget // len(tasks))
     return budget
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import method_tasks
+from .config import is_joint, method_tasks
 from .runner import busy_runs
 from .stats import conflict_by_layer, summarize
 
@@ -98,8 +98,7 @@ def methods_table(config: dict) -> str:
             sharing = f"bottom {method['shared_layers']} layers shared"
         else:
             sharing = "all layers shared" if len(method_tasks(method)) > 1 else "one task"
-        joint = method.get("balancer") in ("gradnorm", "uncertainty", "pcgrad")
-        sampling = "one batch of each task per step" if joint else method.get("strategy", "proportional")
+        sampling = "one batch of each task per step" if is_joint(method) else method.get("strategy", "proportional")
         sampling = sampling if len(method_tasks(method)) > 1 else "—"
         if method.get("strategy") == "temperature":
             sampling += f" (T = {method.get('temperature', 2.0)})"

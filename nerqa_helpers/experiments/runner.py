@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..base import jsonable
 from ..presets import TASKS
-from .config import (CACHE_ROOT, batch_size, find_method, load_config, method_data, method_tasks, model_windows, planned_batches,
+from .config import (CACHE_ROOT, batch_size, find_method, is_joint, load_config, method_data, method_tasks, model_windows, planned_batches,
                      planned_steps, prepare_tasks, setup_hash)
 
 
@@ -49,7 +49,7 @@ def make_balancer(method: dict, model, seed: int):
     elif kind == "pcgrad":
         balancer = balancing.PCGrad(model, method.get("task_weights"), seed=seed)
     elif kind == "static":
-        balancer = balancing.StaticWeights(method.get("task_weights"), joint=False)
+        balancer = balancing.StaticWeights(method.get("task_weights"), joint=bool(method.get("joint")))
     else:
         balancer = None
     return balancer
@@ -228,8 +228,7 @@ def training_config(config: dict, method: dict, seed: int, steps: int, per_pass:
     per_task = planned_batches(config, method)
     if per_task is not None:
         epochs = {task: per_task[task] / per_pass[task] for task in per_pass}
-        joint = method.get("balancer") in ("gradnorm", "uncertainty", "pcgrad")
-        return _training_config(config, method, seed, steps if joint else None, epochs, output_dir)
+        return _training_config(config, method, seed, steps if is_joint(method) else None, epochs, output_dir)
     return _training_config(config, method, seed, steps, max(1, math.ceil(steps / min(per_pass.values()))), output_dir)
 
 
