@@ -2,6 +2,9 @@
 means, standard deviations and confidence intervals match hand-computed ones."""
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -288,3 +291,16 @@ def test_each_question_gets_a_report_whose_conclusion_follows_its_interval(synth
     (out / "runs" / "better__seed2.json").unlink()
     report.write_report(out)
     assert "better seed 2" in (out / "q-test" / "README.md").read_text().split("Missing runs")[1]
+
+
+def test_a_lora_run_builds_its_model_in_a_fresh_process():
+    """``run-one`` starts a new Python for each run: nothing else has imported the LoRA extension there."""
+    code = ("from nerqa_helpers.experiments import runner, config\n"
+            "model = runner.build_model(config.load_config('experiments/tiny.json'), {'name': 'x', 'lora': {'r': 4}})\n"
+            "print(sum('lora_' in name for name, _ in model.named_parameters()),\n"
+            "      sum(p.requires_grad for name, p in model.encoder.named_parameters() if 'lora_' not in name))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1], env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    adapters, trainable_base = map(int, done.stdout.split())
+    assert adapters > 0 and trainable_base == 0  # LoRA matrices added, the encoder's own weights frozen

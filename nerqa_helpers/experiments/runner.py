@@ -28,6 +28,9 @@ def build_model(config: dict, method: dict):
     """The method's model: hard sharing, soft sharing (``shared_layers``) or LoRA (``lora``)."""
     from ..model import MultiTaskModel
 
+    if method.get("lora"):
+        from ..extensions import lora  # noqa: F401  (registers the LoRA adapter, also in a fresh run-one process)
+
     weights = {task: (float(method.get("task_weights", {}).get(task, 1.0)) if task in method_tasks(method) else 0.0)
                for task in TASKS}
     return MultiTaskModel.from_encoder(config["encoder"], task_weights=weights, shared_layers=method.get("shared_layers"),
