@@ -165,7 +165,9 @@ def budget_text(settings: dict) -> str:
                               for task, count in settings["batches"].items())
         return (f"- Budget: every run processes exactly {counts} for the tasks "
                 "it trains, whatever its data size (fewer sentences means more passes). Multi-task runs interleave "
-                "them in proportion; GradNorm and uncertainty weighting take one batch of each task per step.")
+                "them in proportion, one task per optimizer step; joint methods (GradNorm, uncertainty weighting, "
+                "fixed weights with `\"joint\": true`) take one batch of each task per step, so they make half as "
+                "many optimizer steps.")
     return (f"- Budget: {settings['steps']:,} batches of {settings['batch_size']} per run. Multi-task runs draw them "
             "from both tasks; GradNorm, uncertainty weighting and PCGrad take one batch of each task per step (half "
             "the steps); a single-task run gets its task's share of the batches under proportional sampling.")
