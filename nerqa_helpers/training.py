@@ -18,6 +18,7 @@ from typing import Callable, Mapping
 import pandas as pd
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState, PartialState
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -125,9 +126,25 @@ def make_accelerator(config: TrainingConfig, balancer=None) -> Accelerator:
     if precision == "fp16" and not getattr(balancer, "supports_loss_scaling", True):
         print(f"notice: {type(balancer).__name__} cannot train with fp16 loss scaling; training in float32.")
         precision = "no"
+    _forget_other_accelerator_state(precision, config.cpu)
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
     return Accelerator(mixed_precision=precision, cpu=config.cpu, kwargs_handlers=handlers,
                        gradient_accumulation_steps=config.gradient_accumulation_steps)
+
+
+def _forget_other_accelerator_state(precision: str, cpu: bool) -> None:
+    """``accelerate`` keeps one state per process and refuses a second ``Accelerator`` with another
+    precision or device ("restart your runtime"). A notebook asks for one when a float32 CPU run
+    (notebook 04's drift guard) comes before the real run in bf16 or on the GPU. In a single process
+    nothing else holds that state, so it is cleared; a distributed run keeps its own."""
+    if not AcceleratorState._shared_state:
+        return
+    state = AcceleratorState()
+    wanted = "cpu" if cpu or not torch.cuda.is_available() else "cuda"
+    if state.mixed_precision == precision and state.device.type == wanted:
+        return
+    if PartialState().num_processes == 1:
+        AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def make_optimizer(model, config: TrainingConfig, device: torch.device) -> torch.optim.Optimizer:
