@@ -123,3 +123,14 @@ def test_a_balancer_that_writes_gradients_by_hand_never_gets_fp16(gpu, monkeypat
     gpu(8, 0)
     training.make_accelerator(training.TrainingConfig(), by_hand)
     assert seen["mixed_precision"] == "bf16"  # bf16 needs no loss scaling
+
+
+def test_a_second_run_in_the_same_process_may_ask_for_another_precision():
+    """As notebook 04 does: a float32 CPU drift guard, then the real run in the policy's precision."""
+    from accelerate import Accelerator
+
+    from nerqa_helpers import training
+
+    Accelerator(cpu=True, mixed_precision="no")
+    assert training.make_accelerator(training.TrainingConfig(cpu=True, mixed_precision="bf16")).mixed_precision == "bf16"
+    assert training.make_accelerator(training.TrainingConfig(cpu=True, mixed_precision="no")).mixed_precision == "no"
