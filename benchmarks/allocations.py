@@ -83,7 +83,8 @@ def cpu_speed(size: int = 1024, repeats: int = 20) -> float:
 def run_allocation(preset: Preset, data_dir: str, out: Path, runs: Path, seed: int = 0) -> dict:
     """Train and score one allocation with ``nerqa train`` (model in ``runs/<name>``); returns its
     record, also appended to ``out/runs.jsonl``. A bfloat16 row needs a CPU with bfloat16
-    instructions (``precision.cpu_has_native_bf16``): elsewhere PyTorch emulates it, slowly."""
+    instructions (``precision.cpu_has_native_bf16``): elsewhere its times would not say what the
+    policy's bf16 costs."""
     from nerqa_helpers import cli
     from nerqa_helpers.precision import cpu_has_native_bf16
 

@@ -10,9 +10,10 @@
 ``torch.cuda.is_bf16_supported()`` is True on a T4 (Colab's free GPU) because bfloat16 is emulated
 there, slowly; the compute capability is what says whether the tensor cores run it. On a CPU the
 same holds: PyTorch accepts bfloat16 on any AVX-512 CPU, but only the instructions above compute
-in it natively, which is what makes it faster than float32 (`make run` on 2 cores with AVX512-BF16: 446 s of training against 704 s). The environment
-variable ``NERQA_CPU_BF16`` ("1" or "0") replaces the CPU check, e.g. to compare the two or to keep
-runs on different machines alike. The training loop (``training.make_accelerator``), evaluation
+in it natively, which is what makes it faster than float32 (`make run` on 2 cores with
+AVX512-BF16: 446 s of training against 704 s). The environment variable ``NERQA_CPU_BF16``
+("1" or "0") replaces the CPU check, e.g. to compare the two or to keep runs on different
+machines alike. The training loop (``training.make_accelerator``), evaluation
 and the benchmark all ask :func:`precision_for`.
 """
 from __future__ import annotations

@@ -262,7 +262,6 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
     from accelerate.utils import set_seed
 
     from ..encoders import load_tokenizer
-    from ..precision import precision_for
     from ..training import train
 
     method = find_method(config, method_name)
@@ -299,7 +298,7 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
         "load_average": [load_before, _load_average()], "cpu_count": os.cpu_count(),
         "latency": latency, **history_summary(result.history), "gradient_conflict": conflict_summary(probe),
         "data": {**sizes, **_method_sizes(tasks)}, "device": _device_name(), "threads": torch.get_num_threads(),
-        "precision": precision_for(next(model.parameters()).device, precision),
+        "precision": result.metrics["mixed_precision"],  # what the accelerator trained in
         "versions": {"torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft")},
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
