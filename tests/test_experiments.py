@@ -247,6 +247,13 @@ def test_gpu_study_reuses_the_cpu_studys_methods_and_questions_with_its_own_data
     assert full["training"]["batches"] == {"ner": 440, "qa": 440} and full["training"]["warmup_ratio"] == 0.1
 
 
+def test_lora_pilot_keeps_the_studys_data_and_budget_and_drops_its_floor():
+    cpu, pilot = sweep_config.load_config(CPU_CONFIG), sweep_config.load_config(CPU_CONFIG.with_name("lora-lr.json"))
+    assert pilot["floor"] == {} and cpu["floor"]  # the pilot has no single-task runs to hold to it
+    assert all(pilot[key] == cpu[key] for key in ("data", "preprocessing", "training"))
+    assert pilot["seeds"] == [0] and all("lora" in method for method in pilot["methods"])
+
+
 def test_config_mistakes_are_caught_before_a_long_sweep(tmp_path):
     good = json.loads(CPU_CONFIG.read_text())
     for mistake in ({"name": "x", "shared_layer": 2}, {"name": "x", "tasks": ["ner"], "balancer": "gradnorm"},

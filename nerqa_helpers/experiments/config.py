@@ -54,7 +54,8 @@ def load_config(path: str | os.PathLike) -> dict:
     """A sweep config (JSON, or TOML on Python >= 3.11) merged over :data:`DEFAULTS`, checked.
 
     ``"base": "other.json"`` takes the other config (a path relative to this one) and replaces what
-    this one sets (dicts key by key): the GPU config reuses the CPU study's methods and questions."""
+    this one sets (dicts key by key, but ``floor`` whole, so ``"floor": {}`` drops the base's): the
+    GPU config reuses the CPU study's methods and questions."""
     path = Path(path)
     if path.suffix == ".toml":
         import tomllib
@@ -64,7 +65,8 @@ def load_config(path: str | os.PathLike) -> dict:
         raw = json.loads(path.read_text())
     if "base" in raw:  # another config's methods and questions, with this one's data and budget
         base = load_config(path.parent / raw.pop("base"))
-        raw = {**base, **{key: dict(base[key], **value) if isinstance(value, dict) and isinstance(base.get(key), dict)
+        raw = {**base, **{key: dict(base[key], **value)
+                          if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "floor"
                           else value for key, value in raw.items()}}
     config = {key: (dict(value, **raw.get(key, {})) if isinstance(value, dict) else raw.get(key, value))
               for key, value in DEFAULTS.items()}
