@@ -392,15 +392,25 @@ def plot_learning_curve(records: Sequence[Mapping], curves: Mapping[str, Sequenc
     return figure
 
 
-def plot_run_losses(records: Sequence[Mapping], methods: Sequence[str]) -> Figure:
-    """Training loss per task against the step for ``methods`` (one colour each, one line per seed)."""
+def plot_run_losses(records: Sequence[Mapping], methods: Sequence[str], window: int = 5) -> Figure:
+    """Training loss per task against the step for ``methods`` (one colour each): every seed faint,
+    their mean, smoothed by a centred rolling mean over ``window`` logged points, bold. A curve
+    still falling at the right edge has not converged."""
     tasks = [task for task in TASK_COLOURS if any(task in r.get("loss_curve", {}) for r in records)]
     figure, axes = _new(4.5 * len(tasks), 3.4, ncols=len(tasks))
     for ax, task in zip(axes, tasks):
         for index, method in enumerate(methods):
-            for number, record in enumerate(r for r in records if r["method"] == method and task in r.get("loss_curve", {})):
-                curve = np.array(record["loss_curve"][task])
-                ax.plot(curve[:, 0], curve[:, 1], color=f"C{index}", alpha=0.7, label=method if number == 0 else None)
+            curves = [np.array(r["loss_curve"][task]) for r in records
+                      if r["method"] == method and len(r.get("loss_curve", {}).get(task, []))]
+            for curve in curves:
+                ax.plot(curve[:, 0], curve[:, 1], color=f"C{index}", alpha=0.2, linewidth=0.8)
+            if curves:
+                length = min(len(curve) for curve in curves)
+                steps = np.mean([curve[:length, 0] for curve in curves], axis=0)
+                mean = pd.Series(np.mean([curve[:length, 1] for curve in curves], axis=0))
+                smooth = mean.rolling(window, center=True, min_periods=1).mean()
+                ax.plot(steps, smooth, color=f"C{index}", linewidth=2,
+                        label=f"{method} (mean of {len(curves)})" if len(curves) > 1 else method)
         ax.set(title=f"{task.upper()} training loss", xlabel="step", yscale="log")
         ax.legend(fontsize=7)
     return figure

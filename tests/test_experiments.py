@@ -233,6 +233,44 @@ def test_batch_budget_plans_exactly_b_batches_of_each_task_whatever_the_data_siz
     assert not runner.make_balancer({"name": "x", "balancer": "static"}, None, 0).joint
 
 
+def test_a_methods_own_batches_replace_the_budget_for_it_alone(tmp_path):
+    config = sweep_config.load_config(CPU_CONFIG)
+    longer = {"name": "lora_long", "lora": {"r": 4}, "batches": {"ner": 240, "qa": 240}}
+    config["methods"].append(longer)
+    assert sweep_config.planned_batches(config, longer) == {"ner": 240, "qa": 240}
+    assert sweep_config.planned_steps(config, longer, {}) == 480
+    assert sweep_config.planned_steps(config, sweep_config.find_method(config, "shared"), {}) == 240
+    training = runner.training_config(config, longer, 0, 480, {"ner": 120, "qa": 107}, "unused")
+    assert training.task_epochs == {"ner": 2.0, "qa": 240 / 107}
+    assert "own budget: 240 NER + 240 QA batches" in report.methods_table(config)
+    assert "LoRA r=4 per task on query, value" in report.methods_table(config)
+    for bad in ({"ner": 240}, {"ner": 0, "qa": 10}, 240):
+        raw = json.loads(CPU_CONFIG.read_text())
+        raw["methods"].append({"name": "x", "batches": bad})
+        (tmp_path / "bad.json").write_text(json.dumps(raw))
+        with pytest.raises(ValueError, match="'batches'"):
+            sweep_config.load_config(tmp_path / "bad.json")
+
+
+def test_loss_curve_questions_say_where_each_method_ended_and_what_its_training_state_costs(synthetic_report):
+    from nerqa_helpers.experiments import questions
+
+    out, config = synthetic_report
+    falling = [[step, 4.0 - 0.1 * step] for step in range(1, 21)]  # last 10% (3 points): 2.2, 2.1, 2.0
+    assert questions.end_loss({"loss_curve": {"qa": falling}}, "qa") == pytest.approx(2.1)
+    assert questions.end_loss({"loss_curve": {}}, "qa") is None
+    for seed, value in enumerate((80.0, 81.0, 82.0)):
+        runner.write_json(runner.run_path(out, "adapters", seed), record(
+            "adapters", seed, ner_f1=value, trainable_parameters=2**20, loss_curve={"ner": [[1, 2.0], [2, 1.0], [3, 0.5 + seed]]}))
+    config = {**config, "methods": config["methods"] + [{"name": "adapters", "tasks": ["ner"], "lora": {"r": 8}}],
+              "questions": [{"id": "q-lora", "title": "LoRA?", "methods": ["adapters"], "figure": "loss_curves"}]}
+    (out / "config.json").write_text(json.dumps(config))
+    report.write_report(out)
+    text = (out / "q-lora" / "README.md").read_text()
+    # end losses 1.1667, 1.5, 1.8333 → mean 1.500, std 0.333; 2**20 parameters × 12 bytes = 12 MiB
+    assert "| adapters | 1.500 ± 0.333 |  | 5 NER | 12.0 |" in text and "Did training converge?" in text
+
+
 def _lengths_only(rows: int):
     from datasets import Dataset
 

@@ -65,6 +65,40 @@ def _cell(records: list[dict], method: str, key: str, digits: int = 2) -> str:
     return f"{mean:,.{digits}f} ± {std:,.{digits}f}" if np.isfinite(std) else f"{mean:,.{digits}f}"
 
 
+def end_loss(record: dict, task: str, share: float = 0.1) -> float | None:
+    """Mean training loss of ``task`` over the last ``share`` of a run's loss curve (at least 3
+    logged points); None when the run did not train the task."""
+    curve = record.get("loss_curve", {}).get(task) or []
+    if not curve:
+        return None
+    tail = curve[-max(3, round(share * len(curve))):]
+    return float(np.mean([loss for _, loss in tail]))
+
+
+TRAINING_STATE_BYTES = 12
+"""Per trainable float32 parameter: its gradient (4 bytes) and AdamW's two moments (8 bytes)."""
+
+
+def convergence_table(records: list[dict], methods: list[str]) -> str:
+    """How far each method's training got: the tasks' losses at the end (mean ± std over seeds),
+    and the memory its trainable parameters need for gradients and AdamW's state."""
+    from .report import markdown_table
+
+    rows = []
+    for method in methods:
+        runs = [r for r in records if r["method"] == method]
+        losses = {task: mean_std([end_loss(r, task) for r in runs if end_loss(r, task) is not None])
+                  for task in ("ner", "qa")}
+        trainable = runs[0].get("trainable_parameters") if runs else None
+        rows.append([method, *(f"{mean:.3f} ± {std:.3f}" if np.isfinite(std) else
+                               (f"{mean:.3f}" if np.isfinite(mean) else "") for mean, std in losses.values()),
+                     " + ".join(f"{count:,} {task.upper()}" for task, count in sorted(runs[0].get("batches", {}).items()))
+                     if runs else "",
+                     f"{trainable * TRAINING_STATE_BYTES / 2**20:,.1f}" if trainable else ""])
+    return markdown_table(["method", "NER loss, last 10%", "QA loss, last 10%", "batches",
+                           "gradients + AdamW MiB"], rows)
+
+
 def question_table(records: list[dict], methods: list[str]) -> str:
     """Scores (mean ± std over seeds), NER sentences, parameters, seconds and latency per method."""
     from .report import markdown_table
@@ -106,6 +140,12 @@ def write_question(out_dir: Path, config: dict, question: dict, records: list[di
              "## Conclusion\n", "\n".join(f"- {verdict(result)}" for result in results) + "\n",
              CAVEAT + "\n", "## Runs\n", question_table(records, question["methods"]),
              "Mean ± standard deviation over seeds. Latency: median of a batch-1 forward pass, one CPU thread.\n"]
+    if question.get("figure") == "loss_curves":
+        parts += ["### Did training converge?\n", convergence_table(records, question["methods"]),
+                  "Training loss over the last 10% of each run's logged steps (mean ± std over seeds): a method "
+                  "whose loss ends well above another's on the same batches has not finished learning. Peak MiB "
+                  "above is the whole process (data, activations, tokenizer); the last column is what the "
+                  "trainable parameters alone add: a float32 gradient and AdamW's two moments each.\n"]
     busy = busy_runs([r for r in records if r["method"] in question["methods"]])
     if busy:
         parts.append("**Timing:** " + ", ".join(f"{r['method']} seed {r['seed']}" for r in busy) + " shared the machine "

@@ -93,7 +93,7 @@ def methods_table(config: dict) -> str:
              "| --- | --- | --- | --- | --- | ---: |"]
     for method in config["methods"]:
         if method.get("lora"):
-            sharing = f"frozen encoder, LoRA r={method['lora'].get('r', 8)} per task"
+            sharing = f"frozen encoder, LoRA r={method['lora'].get('r', 8)} per task on {lora_targets(method['lora'])}"
         elif method.get("shared_layers") is not None:
             sharing = f"bottom {method['shared_layers']} layers shared"
         else:
@@ -109,9 +109,23 @@ def methods_table(config: dict) -> str:
         if method.get("balancer") is None and method.get("task_weights"):
             weighting = "fixed " + ", ".join(f"λ_{task.upper()} = {value:g}" for task, value in method["task_weights"].items())
         rate = method.get("learning_rate", config["training"]["learning_rate"])
+        if method.get("batches"):
+            sampling += " — own budget: " + " + ".join(f"{count:,} {task.upper()}" for task, count in method["batches"].items()) + " batches"
         lines.append(f"| {method['name']} | {' + '.join(method_tasks(method))} | {sharing} | {sampling} | "
                      f"{weighting} | {rate:g} |")
     return "\n".join(lines) + "\n"
+
+
+def lora_targets(settings: dict) -> str:
+    """Plain words for the layers a LoRA method adapts (its ``target_modules``)."""
+    from ..extensions.lora import DEFAULT_SETTINGS
+
+    targets = list(settings.get("target_modules", DEFAULT_SETTINGS["target_modules"]))
+    if sorted(targets) == ["query", "value"]:
+        return "query, value"
+    if {"query", "key", "value", "output.dense", "intermediate.dense"} <= set(targets):
+        return "every linear layer"
+    return ", ".join(targets)
 
 
 def setup_text(config: dict, records: list[dict]) -> str:
