@@ -24,6 +24,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from nerqa_helpers.machine import cpu_speed
 from nerqa_helpers.presets import PRESETS, Preset
 
 OLD_SMALL = Preset("old-small", ner_train=2000, qa_train=2000, ner_eval=500, qa_eval=500,
@@ -63,21 +64,6 @@ MEASURED = ("steps", "train_seconds", "ner_f1", "test_ner_f1", "qa_exact_match",
 def load_average() -> float:
     """The 1-minute load average: above about 2 on two cores, other programs shared them."""
     return os.getloadavg()[0]
-
-
-def cpu_speed(size: int = 1024, repeats: int = 20) -> float:
-    """GFLOP/s of a float32 ``size x size`` matrix product on this machine's cores, now.
-
-    Two machines sold as "2 cores" can differ by a factor of two; this figure, taken before each
-    run, tells whether two rows' times were measured at the same speed."""
-    import torch
-
-    matrix = torch.randn(size, size)
-    matrix @ matrix  # warm-up
-    started = time.perf_counter()
-    for _ in range(repeats):
-        matrix @ matrix
-    return repeats * 2 * size ** 3 / (time.perf_counter() - started) / 1e9
 
 
 def run_allocation(preset: Preset, data_dir: str, out: Path, runs: Path, seed: int = 0) -> dict:

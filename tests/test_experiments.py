@@ -100,6 +100,7 @@ def assert_the_run_learned_and_was_measured(record: dict) -> None:
     assert record["data"]["ner_eval_sentences"] == sizes["validation"]
     assert 0 < record["train_seconds"] < record["run_seconds"] and record["eval_seconds"] > 0
     assert record["latency"]["ner"]["examples"] == 2 and record["latency"]["ner"]["median_ms"] > 0
+    assert record["cpu"] and record["cpu_gflops"] > 0  # which machine the seconds were measured on
 
 
 def record(method, seed, **values):
@@ -349,3 +350,13 @@ def test_a_lora_run_builds_its_model_in_a_fresh_process():
     assert done.returncode == 0, done.stderr[-2000:]
     adapters, trainable_base = map(int, done.stdout.split())
     assert adapters > 0 and trainable_base == 0  # LoRA matrices added, the encoder's own weights frozen
+
+
+def test_seconds_from_two_machines_are_reported_apart():
+    runs = [record("shared", 0, ner_f1=1.0), record("lora", 0, ner_f1=1.0, cpu="AMD EPYC, AVX2", cpu_gflops=94.6),
+            record("lora", 1, ner_f1=1.0, cpu="AMD EPYC, AVX2", cpu_gflops=101.2)]
+    text = report.machines_text(runs)
+    assert "AMD EPYC, AVX2 (95–101 GFLOP/s in a float32 matrix product): 2 runs (lora)" in text
+    assert "a machine not recorded: 1 run (shared)" in text
+    assert report.machines_text(runs[1:]) == ""  # one machine: nothing to warn about
+    assert runner.machine_of({"device": "NVIDIA H200", "cpu": "x"}) == "NVIDIA H200"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import METRICS
-from .runner import busy_runs
+from .runner import busy_runs, machine_of
 from .stats import difference_interval, mean_std
 
 CAVEAT = ("What these runs cannot show: whether the same holds at another budget, on all the data, with "
@@ -150,6 +150,13 @@ def write_question(out_dir: Path, config: dict, question: dict, records: list[di
     if busy:
         parts.append("**Timing:** " + ", ".join(f"{r['method']} seed {r['seed']}" for r in busy) + " shared the machine "
                      "with other programs; their seconds and latencies are too high (scores are not affected).\n")
+    machines = {}
+    for record in (r for r in records if r["method"] in question["methods"]):
+        machines.setdefault(machine_of(record), set()).add(record["method"])
+    if len(machines) > 1:
+        parts.append("**Timing:** these runs' seconds come from different machines, so compare them only within "
+                     "one: " + "; ".join(f"{', '.join(sorted(methods))} on {name}" for name, methods in machines.items())
+                     + " (scores are not affected).\n")
     if figure:
         parts.append(f"![{question['title']}]({figure})\n")
     if missing:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .config import is_joint, method_tasks
-from .runner import busy_runs
+from .runner import busy_runs, machine_of
 from .stats import conflict_by_layer, summarize
 
 
@@ -116,6 +116,25 @@ def methods_table(config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def machines_text(records: list[dict]) -> str:
+    """One line per machine the runs' seconds come from, with the CPU speed each run measured
+    ("" when every run names the same one)."""
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(machine_of(record), []).append(record)
+    if len(groups) < 2:
+        return ""
+    parts = []
+    for name, runs in groups.items():
+        speeds = [r["cpu_gflops"] for r in runs if r.get("cpu_gflops")]
+        span = f"{min(speeds):.0f}" + (f"–{max(speeds):.0f}" if round(max(speeds)) != round(min(speeds)) else "") if speeds else ""
+        speed = f" ({span} GFLOP/s in a float32 matrix product)" if speeds else ""
+        methods = sorted({r["method"] for r in runs})
+        parts.append(f"{name}{speed}: {len(runs)} run{'s' * (len(runs) != 1)} ({', '.join(methods)})")
+    return ("- Machines: the seconds come from more than one machine, so compare them only within one: "
+            + "; ".join(parts) + ". Scores do not depend on the machine beyond float rounding.")
+
+
 def lora_targets(settings: dict) -> str:
     """Plain words for the layers a LoRA method adapts (its ``target_modules``)."""
     from ..extensions.lora import DEFAULT_SETTINGS
@@ -146,13 +165,14 @@ def setup_text(config: dict, records: list[dict]) -> str:
         f"- Encoder `{config['encoder']}`; learning rate {settings['learning_rate']:g} (unless the method sets "
         f"its own), {settings['warmup_ratio']:.0%} warm-up then linear decay, AdamW; windows of "
         f"{config['preprocessing']['qa_max_length']} tokens, stride {config['preprocessing']['doc_stride']}.",
+        machines_text(records),
         f"- Seeds: {', '.join(map(str, config['seeds']))}. Device: {', '.join(devices) or '?'}. The "
         f"{len(records)} runs took {total / 60:.1f} minutes in all (training, evaluation and measurement; "
         "not counting each process's start).",
         f"- Gradient-conflict probe {config['probe']['count']} times per run, evenly over its steps, on a fixed "
         f"batch of {config['probe']['batch_size']} training examples per task (not counted as training time).",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(line for line in lines if line) + "\n"
 
 
 def questions_index(out_dir: Path, config: dict, records: list[dict]) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..base import jsonable
+from ..machine import cpu_facts
 from ..presets import TASKS
 from .config import (CACHE_ROOT, batch_size, find_method, is_joint, load_config, method_data, method_tasks, model_windows, planned_batches,
                      planned_steps, prepare_tasks, setup_hash)
@@ -275,6 +276,7 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
     model = build_model(config, method)
     balancer = make_balancer(method, model, seed)
     probe = make_probe(config, method, model, all_tasks, tokenizer, steps)
+    machine = cpu_facts() if _device_name() == "cpu" else {}  # before the clock starts
     reset_peak_memory()
     load_before = _load_average()
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -297,7 +299,7 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
         "run_cpu_seconds": cpu_seconds, **memory, "own_process": own_process,
         "load_average": [load_before, _load_average()], "cpu_count": os.cpu_count(),
         "latency": latency, **history_summary(result.history), "gradient_conflict": conflict_summary(probe),
-        "data": {**sizes, **_method_sizes(tasks)}, "device": _device_name(), "threads": torch.get_num_threads(),
+        "data": {**sizes, **_method_sizes(tasks)}, "device": _device_name(), **machine, "threads": torch.get_num_threads(),
         "precision": result.metrics["mixed_precision"],  # what the accelerator trained in
         "versions": {"torch": torch.__version__, "transformers": _version("transformers"), "peft": _version("peft")},
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -337,6 +339,14 @@ def busy_runs(records: list[dict], least_share: float = 0.85) -> list[dict]:
         return crowded or ("run_cpu_seconds" in record and share < least_share)
 
     return [record for record in records if busy(record)]
+
+
+def machine_of(record: dict) -> str:
+    """The CPU a run's seconds were measured on (``machine.cpu_facts``), or "a machine not recorded"
+    (runs made before records named it)."""
+    if record.get("device", "cpu") != "cpu":
+        return record["device"]
+    return record.get("cpu", "a machine not recorded")
 
 
 def _device_name() -> str:
