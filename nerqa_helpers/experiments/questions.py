@@ -17,10 +17,18 @@ from .config import METRICS
 from .runner import busy_runs, machine_of
 from .stats import difference_interval, mean_std
 
-CAVEAT = ("What these runs cannot show: whether the same holds at another budget, on all the data, with "
-          "another encoder or learning rate. Three seeds give wide intervals (paired t with 2 degrees of "
-          "freedom: 4.30 standard errors each side), so a small real effect can hide inside one that "
-          "contains 0.")
+def caveat(seeds: int) -> str:
+    """What runs with ``seeds`` seeds per method cannot show."""
+    limits = ("What these runs cannot show: whether the same holds at another budget, on all the data, with "
+              "another encoder or learning rate.")
+    if seeds < 2:
+        return (limits + " One seed gives no interval at all: seed-to-seed spread at this budget is several points "
+                "(QA more than NER), so only a large difference says more than which way the runs went.")
+    from scipy import stats
+
+    return (limits + f" {seeds} seeds give wide intervals (paired t with {seeds - 1} degrees of freedom: "
+            f"{stats.t.ppf(0.975, seeds - 1):.2f} standard errors each side), so a small real effect can hide inside "
+            "one that contains 0.")
 
 
 def seed_scores(records: list[dict], method: str, metric: str) -> dict[int, float]:
@@ -138,7 +146,7 @@ def write_question(out_dir: Path, config: dict, question: dict, records: list[di
              f"`python -m nerqa_helpers.experiments report {out_dir.as_posix()}` from the run files.\n",
              question.get("setup", "") + "\n" if question.get("setup") else "",
              "## Conclusion\n", "\n".join(f"- {verdict(result)}" for result in results) + "\n",
-             CAVEAT + "\n", "## Runs\n", question_table(records, question["methods"]),
+             caveat(len(config["seeds"])) + "\n", "## Runs\n", question_table(records, question["methods"]),
              "Mean ± standard deviation over seeds. Latency: median of a batch-1 forward pass, one CPU thread.\n"]
     if question.get("figure") == "loss_curves":
         parts += ["### Did training converge?\n", convergence_table(records, question["methods"]),
