@@ -234,22 +234,24 @@ def test_batch_budget_plans_exactly_b_batches_of_each_task_whatever_the_data_siz
     assert not runner.make_balancer({"name": "x", "balancer": "static"}, None, 0).joint
 
 
-def test_a_methods_own_batches_replace_the_budget_for_it_alone(tmp_path):
+def test_a_methods_budget_scale_multiplies_the_batches_for_it_alone(tmp_path):
     config = sweep_config.load_config(CPU_CONFIG)
-    longer = {"name": "lora_long", "lora": {"r": 4}, "batches": {"ner": 240, "qa": 240}}
+    longer = {"name": "lora_longer", "lora": {"r": 4}, "budget_scale": 2}
     config["methods"].append(longer)
     assert sweep_config.planned_batches(config, longer) == {"ner": 240, "qa": 240}
     assert sweep_config.planned_steps(config, longer, {}) == 480
     assert sweep_config.planned_steps(config, sweep_config.find_method(config, "shared"), {}) == 240
     training = runner.training_config(config, longer, 0, 480, {"ner": 120, "qa": 107}, "unused")
     assert training.task_epochs == {"ner": 2.0, "qa": 240 / 107}
-    assert "own budget: 240 NER + 240 QA batches" in report.methods_table(config)
+    assert "2 times the budget: 240 NER + 240 QA batches" in report.methods_table(config)
     assert "LoRA r=4 per task on query, value" in report.methods_table(config)
-    for bad in ({"ner": 240}, {"ner": 0, "qa": 10}, 240):
+    tiny = sweep_config.load_config(TINY_CONFIG)  # derived configs scale their own budget
+    assert sweep_config.planned_batches(tiny, sweep_config.find_method(tiny, "lora_long")) == {"ner": 12, "qa": 12}
+    for bad in (0, -1, "3", True):
         raw = json.loads(CPU_CONFIG.read_text())
-        raw["methods"].append({"name": "x", "batches": bad})
+        raw["methods"].append({"name": "x", "budget_scale": bad})
         (tmp_path / "bad.json").write_text(json.dumps(raw))
-        with pytest.raises(ValueError, match="'batches'"):
+        with pytest.raises(ValueError, match="'budget_scale'"):
             sweep_config.load_config(tmp_path / "bad.json")
 
 

@@ -15,9 +15,9 @@ The budget takes one of two forms.
 Two method keys change the data a run sees, within the one subset drawn for the sweep:
 ``ner_train: N`` keeps the first N of its NER training sentences (a random, nested subset), and
 ``ner_context: true`` gives its NER windows the neighbouring sentences of the same document
-(``preprocessing.ner_context_tokens`` sub-words per side, unlabelled). A method's own ``batches``
-(``{"ner": B, "qa": B}``) replaces ``training.batches`` for it alone: a longer budget that checks
-whether a method had converged; the report marks it.
+(``preprocessing.ner_context_tokens`` sub-words per side, unlabelled). ``budget_scale: k`` gives a
+method k times the config's ``training.batches`` of each task (in the CPU study and in every config
+derived from it): a longer budget that checks whether a method had converged; the report marks it.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from ..presets import DEFAULTS as PRESET_DEFAULTS, STRATEGIES, TASKS
 CACHE_ROOT = Path("runs") / "experiment-cache"
 METHOD_KEYS = {"name", "tasks", "strategy", "temperature", "balancer", "alpha", "balancer_learning_rate",
                "shared_layers", "lora", "learning_rate", "steps", "probe", "task_weights", "ner_train", "ner_context",
-               "joint", "batches"}
+               "joint", "budget_scale"}
 BALANCERS = ("static", "gradnorm", "uncertainty", "pcgrad")
 JOINT_BALANCERS = ("gradnorm", "uncertainty", "pcgrad")
 """Balancers that need every task's loss in every step."""
@@ -103,11 +103,11 @@ def check_config(config: dict) -> None:
     if batches is not None and (set(batches) != set(TASKS) or min(batches.values()) < 1):
         raise ValueError(f"training.batches needs a positive count for each of {TASKS}, got {batches}")
     for method in config["methods"]:
-        own = method.get("batches")
-        if own is not None and (batches is None or not isinstance(own, dict) or set(own) != set(TASKS)
-                                or min(own.values()) < 1):
-            raise ValueError(f"method {method['name']!r}: 'batches' needs a positive count for each of {TASKS} "
-                             "and a config budgeted by training.batches")
+        scale = method.get("budget_scale")
+        if scale is not None and (batches is None or isinstance(scale, bool) or not isinstance(scale, (int, float))
+                                  or scale <= 0):
+            raise ValueError(f"method {method['name']!r}: 'budget_scale' needs a positive number and a config "
+                             "budgeted by training.batches")
     for question in config.get("questions", []):
         check_question(question, set(names))
     if set(config.get("floor", {})) - set(names):
@@ -150,12 +150,12 @@ def batch_size(config: dict, task: str) -> int:
 
 
 def planned_batches(config: dict, method: dict) -> dict[str, int] | None:
-    """``{task: batches}`` a run processes under a ``training.batches`` budget (None otherwise); a
-    method's own ``batches`` replace the config's."""
+    """``{task: batches}`` a run processes under a ``training.batches`` budget (None otherwise), times
+    the method's ``budget_scale``."""
     batches = config["training"].get("batches")
     if batches is None or "steps" in method:
         return None
-    batches = method.get("batches", batches)
+    batches = {task: round(count * method.get("budget_scale", 1)) for task, count in batches.items()}
     return {task: int(batches[task]) for task in method_tasks(method)}
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import is_joint, method_tasks
+from .config import is_joint, method_tasks, planned_batches
 from .runner import busy_runs, machine_of
 from .stats import conflict_by_layer, summarize
 
@@ -109,8 +109,9 @@ def methods_table(config: dict) -> str:
         if method.get("balancer") is None and method.get("task_weights"):
             weighting = "fixed " + ", ".join(f"λ_{task.upper()} = {value:g}" for task, value in method["task_weights"].items())
         rate = method.get("learning_rate", config["training"]["learning_rate"])
-        if method.get("batches"):
-            sampling += " — own budget: " + " + ".join(f"{count:,} {task.upper()}" for task, count in method["batches"].items()) + " batches"
+        if method.get("budget_scale", 1) != 1:
+            sampling += f" — {method['budget_scale']:g} times the budget: " + " + ".join(
+                f"{count:,} {task.upper()}" for task, count in planned_batches(config, method).items()) + " batches"
         lines.append(f"| {method['name']} | {' + '.join(method_tasks(method))} | {sharing} | {sampling} | "
                      f"{weighting} | {rate:g} |")
     return "\n".join(lines) + "\n"
