@@ -218,7 +218,7 @@ def question_results(out_dir: str | os.PathLike, question_id: str):
 
     out_dir = Path(out_dir)
     if not (out_dir / "config.json").is_file():
-        print(f"No study in {out_dir}: `make experiments` runs it (about three and a third hours on 2 CPU cores).")
+        print(f"No study in {out_dir}: `make experiments` runs it (hours on 2 CPU cores: experiments/README.md has the times).")
         return None
     config = json.loads((out_dir / "config.json").read_text())
     question = next((q for q in config.get("questions", []) if q["id"] == question_id), None)
