@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from .config import METRICS
-from .runner import busy_runs, machine_of
+from .runner import busy_runs, runs_by_machine
 from .stats import difference_interval, mean_std
+
 
 def caveat(seeds: int) -> str:
     """What runs with ``seeds`` seeds per method cannot show."""
@@ -95,7 +96,7 @@ def convergence_table(records: list[dict], methods: list[str]) -> str:
     rows = []
     for method in methods:
         runs = [r for r in records if r["method"] == method]
-        losses = {task: mean_std([end_loss(r, task) for r in runs if end_loss(r, task) is not None])
+        losses = {task: mean_std([loss for loss in (end_loss(r, task) for r in runs) if loss is not None])
                   for task in ("ner", "qa")}
         trainable = runs[0].get("trainable_parameters") if runs else None
         rows.append([method, *(f"{mean:.3f} ± {std:.3f}" if np.isfinite(std) else
@@ -158,13 +159,11 @@ def write_question(out_dir: Path, config: dict, question: dict, records: list[di
     if busy:
         parts.append("**Timing:** " + ", ".join(f"{r['method']} seed {r['seed']}" for r in busy) + " shared the machine "
                      "with other programs; their seconds and latencies are too high (scores are not affected).\n")
-    machines = {}
-    for record in (r for r in records if r["method"] in question["methods"]):
-        machines.setdefault(machine_of(record), set()).add(record["method"])
+    machines = runs_by_machine([r for r in records if r["method"] in question["methods"]])
     if len(machines) > 1:
         parts.append("**Timing:** these runs' seconds come from different machines, so compare them only within "
-                     "one: " + "; ".join(f"{', '.join(sorted(methods))} on {name}" for name, methods in machines.items())
-                     + " (scores are not affected).\n")
+                     "one: " + "; ".join(f"{', '.join(sorted({r['method'] for r in runs}))} on {name}"
+                                         for name, runs in machines.items()) + " (scores are not affected).\n")
     if figure:
         parts.append(f"![{question['title']}]({figure})\n")
     if missing:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .config import is_joint, method_tasks, planned_batches
-from .runner import busy_runs, machine_of
+from .runner import busy_runs, runs_by_machine
 from .stats import conflict_by_layer, summarize
 
 
@@ -120,9 +120,7 @@ def methods_table(config: dict) -> str:
 def machines_text(records: list[dict]) -> str:
     """One line per machine the runs' seconds come from, with the CPU speed each run measured
     ("" when every run names the same one)."""
-    groups: dict[str, list[dict]] = {}
-    for record in records:
-        groups.setdefault(machine_of(record), []).append(record)
+    groups = runs_by_machine(records)
     if len(groups) < 2:
         return ""
     parts = []

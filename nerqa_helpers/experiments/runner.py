@@ -349,6 +349,14 @@ def machine_of(record: dict) -> str:
     return record.get("cpu", "a machine not recorded")
 
 
+def runs_by_machine(records: list[dict]) -> dict[str, list[dict]]:
+    """Runs grouped by :func:`machine_of`, in the order the machines first appear."""
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(machine_of(record), []).append(record)
+    return groups
+
+
 def _device_name() -> str:
     import torch
 
