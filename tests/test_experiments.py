@@ -310,6 +310,10 @@ def test_config_mistakes_are_caught_before_a_long_sweep(tmp_path):
         (tmp_path / "bad.json").write_text(json.dumps({**good, "questions": [question]}))
         with pytest.raises(ValueError, match="question"):
             sweep_config.load_config(tmp_path / "bad.json")
+    for reference in ("../experiments-cpu", {"label": "float32"}, {"report": "../x", "lable": "typo"}):
+        (tmp_path / "bad.json").write_text(json.dumps({**good, "reference": reference}))
+        with pytest.raises(ValueError, match="reference"):
+            sweep_config.load_config(tmp_path / "bad.json")
     (tmp_path / "bad.json").write_text(json.dumps({**good, "training": {"batches": {"ner": 10}}}))
     with pytest.raises(ValueError, match="batches"):
         sweep_config.load_config(tmp_path / "bad.json")
@@ -362,3 +366,61 @@ def test_seconds_from_two_machines_are_reported_apart():
     assert "a machine not recorded: 1 run (shared)" in text
     assert report.machines_text(runs[1:]) == ""  # one machine: nothing to warn about
     assert runner.machine_of({"device": "NVIDIA H200", "cpu": "x"}) == "NVIDIA H200"
+
+
+def test_the_bf16_study_is_the_cpu_study_in_another_precision_and_refuses_emulated_bf16(tmp_path, monkeypatch):
+    cpu, bf16 = sweep_config.load_config(CPU_CONFIG), sweep_config.load_config(CPU_CONFIG.with_name("cpu-bf16.json"))
+    assert cpu["training"]["mixed_precision"] == "no" and bf16["training"]["mixed_precision"] == "bf16"
+    assert {**bf16["training"], "mixed_precision": "no"} == cpu["training"]
+    assert all(bf16[key] == cpu[key] for key in ("data", "preprocessing", "methods", "questions", "seeds", "floor"))
+    shared = sweep_config.find_method(cpu, "shared")
+    assert sweep_config.setup_hash(bf16, shared) != sweep_config.setup_hash(cpu, shared)  # float32 runs never count
+    assert bf16["reference"] == {"report": "../experiments-cpu", "label": "float32"}
+    monkeypatch.setenv("NERQA_CPU_BF16", "0")  # a CPU that would only emulate bfloat16
+    with pytest.raises(ValueError, match="no bfloat16 instructions"):
+        runner.run_sweep(CPU_CONFIG.with_name("cpu-bf16.json"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before writing anything
+    runner.check_precision(cpu)  # float32 runs anywhere
+    monkeypatch.setenv("NERQA_CPU_BF16", "1")
+    runner.check_precision(bf16)
+
+
+def test_a_report_sets_its_verdicts_beside_those_of_a_reference_study(synthetic_report):
+    out, config = synthetic_report
+    reference = out / "reference"
+    for method, runs in SCORES.items():  # the same scores, except shared's NER: ner_alone + 3, 4, 2
+        for seed, values in runs:
+            values = {**values, "ner_f1": [83.0, 86.0, 86.0][seed]} if method == "shared" else values
+            runner.write_json(runner.run_path(reference, method, seed),
+                              record(method, seed, **values, train_seconds=4.0, precision="no"))
+    config = {**config, "reference": {"report": "reference", "label": "float32"}, "questions": [
+        {"id": "q", "title": "Sharing?", "methods": ["ner_alone", "qa_alone", "shared"],
+         "compare": [["shared", "ner_alone", "ner_f1"], ["shared", "qa_alone", "qa_f1"], ["shared", "ner_alone", "ner_f1"]]}]}
+    (out / "config.json").write_text(json.dumps(config))
+    text = report.write_report(out).read_text()
+    section = text.split("## Against the float32 study")[1].split("## Setup")[0]
+    # here: differences 1, 2, 0 → +1.00 [−1.48, +3.48]; there: 3, 4, 2 → +3.00 ± t(2)·1/√3 = [+0.52, +5.48]
+    assert ("| shared − ner_alone | NER F1 | +1.00 [-1.48, +3.48] | +3.00 [+0.52, +5.48] | no difference shown | gain "
+            "| **no** |") in section
+    assert "| shared − qa_alone | QA F1 | +0.00 [-4.97, +4.97] | +0.00 [-4.97, +4.97] | no difference shown" in section
+    assert "1 of 2 comparisons reach the same verdict in both; they differ on shared − ner_alone on NER F1." in section
+    assert "| shared | 83.00 / 85.00 | 54.00 / 54.00 | 2 / 4 | 0.50 |" in section  # training seconds 2.0 vs 4.0
+    assert "](reference/README.md)" in section  # a link from this report's folder
+    (out / "runs" / "shared__seed2.json").unlink()
+    (out / "runs" / "shared__seed1.json").unlink()
+    section = report.write_report(out).read_text().split("## Against")[1]
+    assert "0 of 0 comparisons" in section and "2 cannot be compared yet (runs missing)" in section
+    config["reference"]["report"] = "../nowhere"
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FileNotFoundError, match="reference"):
+        report.write_report(out)
+
+
+def test_the_setup_says_which_precision_the_runs_trained_in():
+    config = {"training": {"mixed_precision": "bf16"}}
+    assert "Precision: `bf16` (as the config asks" in report.precision_text(config, [])
+    bf16 = [record("shared", seed, ner_f1=1.0, precision="bf16") for seed in (0, 1)]
+    assert report.precision_text(config, bf16) == ("- Precision: bfloat16 autocast (weights and optimizer in float32), "
+                                                   "in training, evaluation and latency.")
+    mixed = report.precision_text(config, bf16 + [record("shared", 2, ner_f1=1.0, precision="no")])
+    assert "float32 throughout (1 runs)" in mixed and "(2 runs)" in mixed and "not alike" in mixed

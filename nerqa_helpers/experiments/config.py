@@ -110,6 +110,11 @@ def check_config(config: dict) -> None:
                              "budgeted by training.batches")
     for question in config.get("questions", []):
         check_question(question, set(names))
+    reference = config.get("reference")
+    if reference is not None and not (isinstance(reference, dict) and isinstance(reference.get("report"), str)
+                                      and set(reference) <= {"report", "label"}):
+        raise ValueError("'reference' needs {\"report\": <another report's folder, relative to this one's>} and "
+                         f"optionally a \"label\", got {reference!r}")
     if set(config.get("floor", {})) - set(names):
         raise ValueError(f"floor names unknown methods {sorted(set(config['floor']) - set(names))}")
 

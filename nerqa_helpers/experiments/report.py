@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .config import is_joint, method_tasks, planned_batches
+from .replication import replication_text
 from .runner import busy_runs, runs_by_machine
 from .stats import conflict_by_layer, summarize
 
@@ -134,6 +135,22 @@ def machines_text(records: list[dict]) -> str:
             + "; ".join(parts) + ". Scores do not depend on the machine beyond float rounding.")
 
 
+PRECISION_WORDS = {"no": "float32 throughout", "bf16": "bfloat16 autocast (weights and optimizer in float32)",
+                   "fp16": "float16 autocast with loss scaling (weights and optimizer in float32)"}
+
+
+def precision_text(config: dict, records: list[dict]) -> str:
+    """The precision line of the setup: what the runs trained in (their records), else what the config asks."""
+    found = sorted({r["precision"] for r in records if r.get("precision")})
+    asked = config["training"].get("mixed_precision", "auto")
+    if not found:
+        return f"- Precision: `{asked}` (as the config asks; no finished run records it yet)."
+    words = "; ".join(f"{PRECISION_WORDS.get(name, name)} ({sum(r.get('precision') == name for r in records)} runs)"
+                      if len(found) > 1 else PRECISION_WORDS.get(name, name) for name in found)
+    return (f"- Precision: {words}, in training, evaluation and latency"
+            + (" — **the runs differ in precision, so their scores and seconds are not alike**." if len(found) > 1 else "."))
+
+
 def lora_targets(settings: dict) -> str:
     """Plain words for the layers a LoRA method adapts (its ``target_modules``)."""
     from ..extensions.lora import DEFAULT_SETTINGS
@@ -164,6 +181,7 @@ def setup_text(config: dict, records: list[dict]) -> str:
         f"- Encoder `{config['encoder']}`; learning rate {settings['learning_rate']:g} (unless the method sets "
         f"its own), {settings['warmup_ratio']:.0%} warm-up then linear decay, AdamW; windows of "
         f"{config['preprocessing']['qa_max_length']} tokens, stride {config['preprocessing']['doc_stride']}.",
+        precision_text(config, records),
         machines_text(records),
         f"- Seeds: {', '.join(map(str, config['seeds']))}. Device: {', '.join(devices) or '?'}. The "
         f"{len(records)} runs took {total / 60:.1f} minutes in all (training, evaluation and measurement; "
@@ -261,6 +279,7 @@ def write_report(out_dir: str | os.PathLike) -> Path:
         "run files in `runs/` (do not edit by hand; rerun the command).",
         f"The runs were made by {made_by} with the settings in `config.json`.\n",
         questions_index(out_dir, config, records),
+        replication_text(out_dir, config, records),
         "## Setup\n", setup_text(config, records),
         "## Results\n", results_tables(summary) if len(summary) else "No finished runs yet.\n",
         measurement_warnings(records), READING_NOTES, "## Methods\n", methods_table(config),

@@ -251,6 +251,21 @@ def _training_config(config, method, seed, steps, task_epochs, output_dir):
     )
 
 
+def check_precision(config: dict) -> None:
+    """Raise ``ValueError`` when a config asks for bfloat16 on a CPU without bfloat16 instructions.
+
+    PyTorch emulates bfloat16 there, slower than float32, so such a sweep would take longer than the
+    float32 one and its seconds would say nothing about bfloat16 (``precision.cpu_has_native_bf16``)."""
+    import torch
+
+    from ..precision import cpu_has_native_bf16
+
+    if config["training"]["mixed_precision"] == "bf16" and not torch.cuda.is_available() and not cpu_has_native_bf16():
+        raise ValueError(f"{config['name']}: trains in bfloat16, and this CPU has no bfloat16 instructions "
+                         "(AVX512-BF16 or AMX), where bfloat16 is slower than float32. Run the float32 config "
+                         "(experiments/cpu.json) here, or set NERQA_CPU_BF16=1 to run it anyway.")
+
+
 def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLike,
             cache_root: str | os.PathLike | None = CACHE_ROOT, own_process: bool = False) -> dict:
     """Train and measure one (method, seed); write and return its record (``runs/<method>__seed<k>.json``).
@@ -265,6 +280,7 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
     from ..encoders import load_tokenizer
     from ..training import train
 
+    check_precision(config)
     method = find_method(config, method_name)
     tokenizer = load_tokenizer(config["encoder"])
     all_tasks, sizes = prepare_tasks(config, tokenizer, cache_root)
@@ -409,6 +425,7 @@ def run_sweep(config_path, out_dir, methods=None, seeds=None, isolate: bool = Tr
 
     ``rerun_busy``: also run again the finished runs whose timings other programs disturbed."""
     config = load_config(config_path)
+    check_precision(config)
     out_dir = Path(out_dir)
     write_json(out_dir / "config.json", config)
     log_sweep(out_dir, config_path, command or _command_line())
