@@ -17,6 +17,8 @@ The modules, in the order a sweep uses them:
 - :mod:`.report`: the Markdown report and the notebook table (:func:`results_frame`);
 - :mod:`.questions`: the study's questions, one report each with a conclusion drawn from its
   intervals, and what a notebook shows of one (:func:`show_question`);
+- :mod:`.replication`: whether the verdicts hold in another run of the same study (another
+  precision or machine), the section a report adds when its config names a ``reference``;
 - :mod:`.cli`: the command line above. The report's figures are drawn by :mod:`nerqa_helpers.plots`.
 """
 from .config import DEFAULTS, load_config

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from .config import is_joint, method_tasks, planned_batches
-from .replication import replication_text
 from .runner import busy_runs, runs_by_machine
 from .stats import conflict_by_layer, summarize
 
@@ -262,6 +261,8 @@ def measurement_warnings(records: list[dict]) -> str:
 
 def write_report(out_dir: str | os.PathLike) -> Path:
     """Write ``OUT/README.md``, ``OUT/summary.csv`` and the figures from the run JSON files."""
+    from .replication import replication_text
+
     out_dir = Path(out_dir)
     config = json.loads((out_dir / "config.json").read_text())
     records = load_runs(out_dir)
