@@ -45,6 +45,15 @@ def compare(records: list[dict], method: str, baseline: str, metric: str) -> dic
             "method_mean": mean_std(scores.values())[0], "baseline_mean": mean_std(base.values())[0]}
 
 
+def outcome(result: dict) -> str:
+    """"gain" or "loss" when the 95% interval of ``result`` (:func:`compare`) excludes 0, "none" when
+    it contains 0, "open" without an interval (fewer than two paired seeds)."""
+    low, high = result["low"], result["high"]
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "open"
+    return "gain" if low > 0 else "loss" if high < 0 else "none"
+
+
 def verdict(result: dict) -> str:
     """One plain sentence on a comparison: what its interval allows one to claim."""
     label, method, baseline = METRICS[result["metric"]], result["method"], result["baseline"]
@@ -56,10 +65,10 @@ def verdict(result: dict) -> str:
     if not np.isfinite(low):
         return f"{method} vs {baseline}: {figures} from {result['n']} seed(s); no interval with fewer than two seeds."
     interval = f"95% CI {low:+.2f} to {high:+.2f}, {result['kind']} over {result['n']} seeds"
-    if low > 0:
+    if outcome(result) == "gain":
         return (f"**{method} beats {baseline}** ({figures}; {interval}): the interval excludes 0, so the gain is "
                 f"real for this data and budget; its size is anywhere from {low:.2f} to {high:.2f} points.")
-    if high < 0:
+    if outcome(result) == "loss":
         return (f"**{method} is worse than {baseline}** ({figures}; {interval}): the interval excludes 0, so the "
                 f"loss is real for this data and budget; its size is anywhere from {-high:.2f} to {-low:.2f} points.")
     return (f"**No difference shown** between {method} and {baseline} ({figures}; {interval}): the interval "

@@ -17,15 +17,6 @@ from .config import METRICS
 OUTCOMES = {"gain": "gain", "loss": "loss", "none": "no difference shown", "open": "not enough runs"}
 
 
-def outcome(result: dict) -> str:
-    """"gain" or "loss" when the 95% interval of ``result`` (``questions.compare``) excludes 0,
-    "none" when it contains 0, "open" without an interval (fewer than two paired seeds)."""
-    low, high = result["low"], result["high"]
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return "open"
-    return "gain" if low > 0 else "loss" if high < 0 else "none"
-
-
 def comparisons(config: dict) -> list[tuple[str, str, str]]:
     """Every ``[method, baseline, metric]`` of the config's questions, once each, in order."""
     triples = [tuple(triple) for question in config.get("questions", []) for triple in question.get("compare", [])]
@@ -47,7 +38,7 @@ def reference_records(out_dir: str | Path, config: dict) -> tuple[Path, list[dic
 
 def verdict_rows(config: dict, records: list[dict], reference: list[dict]) -> list[dict]:
     """One row per comparison: the difference, interval and outcome in this study and in the reference."""
-    from .questions import compare
+    from .questions import compare, outcome
 
     rows = []
     for method, baseline, metric in comparisons(config):
@@ -91,7 +82,7 @@ def replication_text(out_dir: str | Path, config: dict, records: list[dict]) -> 
     found = reference_records(out_dir, config)
     if found is None:
         return ""
-    folder, reference = found
+    reference = found[1]
     label = config["reference"].get("label", "the reference")
     link = Path(config["reference"]["report"]).as_posix()
     rows = verdict_rows(config, records, reference)
