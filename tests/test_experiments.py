@@ -255,6 +255,18 @@ def test_a_methods_budget_scale_multiplies_the_batches_for_it_alone(tmp_path):
             sweep_config.load_config(tmp_path / "bad.json")
 
 
+def test_q5_sets_lora_at_three_times_the_batches_against_full_fine_tuning_at_three_times_too():
+    config = sweep_config.load_config(CPU_CONFIG)
+    method = lambda name: sweep_config.find_method(config, name)  # noqa: E731
+    q5 = next(question for question in config["questions"] if question["id"] == "q5-lora")
+    assert ["lora_long", "shared_long", "ner_f1"] in q5["compare"] and ["lora_long", "shared_long", "qa_f1"] in q5["compare"]
+    assert sweep_config.planned_batches(config, method("lora_long")) == sweep_config.planned_batches(config, method("shared_long"))
+    assert sweep_config.planned_batches(config, method("shared_long")) == {"ner": 360, "qa": 360}
+    # the long control differs from `shared` in its budget alone
+    assert {key: value for key, value in method("shared_long").items() if key not in ("name", "budget_scale")} == \
+        {key: value for key, value in method("shared").items() if key != "name"}
+
+
 def test_loss_curve_questions_say_where_each_method_ended_and_what_its_training_state_costs(synthetic_report):
     from nerqa_helpers.experiments import questions
 
