@@ -1,7 +1,8 @@
 """The custom multi-task training loop and the history it keeps.
 
 One step = one batch of one task: forward on that task's head, loss λ_task · L_task, backward,
-clip, optimiser and scheduler step. ``accelerate.Accelerator`` makes the same code run on a CPU,
+clip, optimiser and scheduler step. A joint step (a loss balancer with ``joint``) takes one batch of
+every task; each task's gradient is clipped on its own before the weighted sum (``clipping``). ``accelerate.Accelerator`` makes the same code run on a CPU,
 one GPU, or several processes (``accelerate launch`` / ``torchrun``).
 """
 from __future__ import annotations
@@ -34,6 +35,16 @@ from .checkpoint import (check_settings, check_weights, load_checkpoint, nonfini
                          write_checkpoint)
 
 
+CLIPPING_RULES = {
+    "per_task": "each task's gradient g_i is clipped on its own, then weighted: Σ w_i · clip(g_i, max_grad_norm)",
+    "total": "the weighted sum is clipped as one: clip(Σ w_i · g_i, max_grad_norm)",
+}
+"""How ``TrainingConfig.clipping`` treats the gradient norm. In a one-task step both rules clip that
+task's gradient alone (``per_task`` before its weight λ, ``total`` after it). In a joint step they
+differ: under ``total`` the task with the larger gradient (QA's is often 5-20x NER's) sets the
+scale of the clipped update, so the other task's share shrinks by the same factor."""
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the step, task and batch."""
 
@@ -57,6 +68,7 @@ class TrainingConfig:
     max_steps: int | None = None
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
+    clipping: str = "per_task"  # or "total": see CLIPPING_RULES
     gradient_accumulation_steps: int = 1
     strategy: str = DEFAULTS.strategy
     temperature: float = 2.0
@@ -163,6 +175,69 @@ def active_tasks(model, tasks: Mapping[str, TaskData]) -> list[str]:
     return [task for task, data in tasks.items() if data.train_features is not None and model.task_weight(task) > 0]
 
 
+def weighted_terms(task_losses: Mapping[str, torch.Tensor], step: int, balancer, model) -> dict:
+    """``{task: (w_task, term)}``: each task's weight and its part of the step's loss (``term`` is
+    w_task · L_task for fixed λ; a balancer's :meth:`task_terms` may add its own regulariser)."""
+    if balancer is not None and hasattr(balancer, "task_terms"):
+        return balancer.task_terms(task_losses, step)
+    if balancer is not None:  # a balancer with only ``combine``: its loss is clipped as one
+        return {"all": (1.0, balancer.combine(task_losses, step))}
+    return {task: (model.task_weight(task), model.task_weight(task) * loss) for task, loss in task_losses.items()}
+
+
+def backward_and_clip(accelerator, model, terms: Mapping[str, tuple], config: TrainingConfig) -> None:
+    """Back-propagate the step's loss Σ term and clip the gradient by ``config.clipping``.
+
+    ``terms``: ``{task: (w_task, term)}`` (:func:`weighted_terms`). ``per_task``: each task's
+    gradient w_i·g_i is clipped to ``max_grad_norm``·w_i, that is w_i·clip(g_i), and the clipped
+    gradients are summed in ``.grad``. A joint step back-propagates each term on its own and keeps
+    the clipped gradient aside while the next is computed; with fp16 the thresholds are in the loss
+    scaler's units, since gradients can be unscaled only once a step. ``total``: one backward of the
+    sum, clipped once. A balancer that writes ``.grad`` itself (PCGrad) clips per task itself.
+    With gradient accumulation over k micro-steps, a joint step's per-task clip applies to each
+    micro-step's gradient (threshold / k, as the loss is divided by k); other steps clip at the update.
+    """
+    norm, sync = config.max_grad_norm, accelerator.sync_gradients
+    if _writes_gradients(terms):  # the balancer has written .grad; its term carries no graph
+        accelerator.backward(sum(term for _, term in terms.values()))
+        if norm and sync and config.clipping == "total":
+            accelerator.clip_grad_norm_(model.parameters(), norm)
+        return
+    if len(terms) == 1 or config.clipping == "total" or not norm:
+        accelerator.backward(sum(term for _, term in terms.values()))
+        if norm and sync:
+            weight = float(next(iter(terms.values()))[0]) if len(terms) == 1 and config.clipping == "per_task" else 1.0
+            accelerator.clip_grad_norm_(model.parameters(), norm * weight)
+        return
+    if accelerator.num_processes > 1:
+        raise ValueError("Per-task clipping in joint steps runs on one process; use clipping='total' with several.")
+    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    scale = accelerator.scaler.get_scale() if accelerator.scaler is not None else 1.0
+    scale /= accelerator.gradient_accumulation_steps
+    kept = [parameter.grad for parameter in parameters]  # earlier micro-steps' gradients, if any
+    for index, (weight, term) in enumerate(terms.values()):
+        for parameter in parameters:
+            parameter.grad = None
+        accelerator.backward(term, retain_graph=index < len(terms) - 1)
+        torch.nn.utils.clip_grad_norm_(parameters, norm * float(weight) * scale)
+        kept = [new if old is None else (old if new is None else old + new)
+                for old, new in zip(kept, (parameter.grad for parameter in parameters))]
+    for parameter, grad in zip(parameters, kept):
+        parameter.grad = grad
+
+
+def _writes_gradients(terms) -> bool:
+    """True when the step's loss has no graph behind it: a balancer wrote ``.grad`` by hand."""
+    return all(term.grad_fn is None for _, term in terms.values())
+
+
+def _hand_over_clipping(balancer, config: TrainingConfig) -> None:
+    """A balancer that writes gradients by hand (``writes_gradients``, e.g. PCGrad) clips each task's
+    gradient itself under the per-task rule; under ``total`` the loop clips the sum it wrote."""
+    if getattr(balancer, "writes_gradients", False):
+        balancer.max_grad_norm = config.max_grad_norm if config.clipping == "per_task" else None
+
+
 def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfig | None = None,
           step_hook: Callable | None = None, balancer=None,
           resume_from: str | os.PathLike | bool | None = None) -> TrainResult:
@@ -182,6 +257,9 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
     raises :class:`TrainingDiverged`, leaving ``best/`` and ``checkpoint/`` as they were.
     """
     config = config or TrainingConfig()
+    if config.clipping not in CLIPPING_RULES:
+        raise ValueError(f"clipping must be one of {sorted(CLIPPING_RULES)}, got {config.clipping!r}")
+    _hand_over_clipping(balancer, config)
     set_seed(config.seed)
     set_deterministic(config.deterministic)
     accelerator = make_accelerator(config, balancer)
@@ -232,15 +310,10 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
                 task_losses[task] = model(**batch, task=task).task_loss
                 pending.append((step, task, task_losses[task].detach(), int(batch["input_ids"].numel()),
                                 batch["attention_mask"].sum(), lr, weights))
-            if balancer is not None:
-                loss = balancer.combine(task_losses, step)
-            else:
-                loss = sum(accelerator.unwrap_model(model).task_weight(t) * l for t, l in task_losses.items())
-            accelerator.backward(loss)
+            terms = weighted_terms(task_losses, step, balancer, accelerator.unwrap_model(model))
+            backward_and_clip(accelerator, model, terms, config)
             if step_hook is not None:
                 step_hook(step, task_losses, accelerator.unwrap_model(model))
-            if accelerator.sync_gradients and config.max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             if accelerator.sync_gradients:
                 scheduler.step()

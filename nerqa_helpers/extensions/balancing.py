@@ -4,6 +4,9 @@ Every balancer plugs into ``training.train(..., balancer=...)`` through the same
 
 * ``joint`` — ``True``: each step takes one batch of *every* task (``iterate_joint``);
 * ``combine(task_losses, step) -> loss`` — ``task_losses`` maps task → scalar loss tensor;
+  ``task_terms(task_losses, step) -> {task: (w_task, term)}`` is the same loss split by task (the
+  loop clips each task's gradient on its own: ``training.CLIPPING_RULES``), and ``combine`` is the
+  sum of the terms;
 * ``parameters()`` — extra learnable tensors the loop's optimiser should also update;
 * ``weights() -> {task: float}`` — the current weights, logged as ``weight_<task>``;
   ``weight_tensors()`` gives the same without a host-device sync (the loop logs every step's);
@@ -29,12 +32,17 @@ from ..presets import TASKS
 
 
 class LossBalancer:
-    """The seam's defaults: not joint, fixed unit weights, nothing to learn."""
+    """The seam's defaults: not joint, fixed unit weights, nothing to learn. A subclass defines
+    :meth:`task_terms` (or only ``combine``, whose loss is then clipped as one)."""
 
     joint = False
 
+    def task_terms(self, task_losses: Mapping[str, torch.Tensor], step: int) -> dict[str, tuple]:
+        """``{task: (w_task, term)}``: the task's weight and its part of the loss."""
+        return {"all": (1.0, self.combine(task_losses, step))}
+
     def combine(self, task_losses: Mapping[str, torch.Tensor], step: int) -> torch.Tensor:
-        raise NotImplementedError
+        return sum(term for _, term in self.task_terms(task_losses, step).values())
 
     def parameters(self) -> list[torch.Tensor]:
         return []
@@ -65,8 +73,9 @@ class StaticWeights(LossBalancer):
         self.lambdas = {task: 1.0 for task in TASKS} | dict(weights or {})
         self.joint = joint
 
-    def combine(self, task_losses, step):
-        return sum(self.lambdas.get(task, 1.0) * loss for task, loss in task_losses.items())
+    def task_terms(self, task_losses, step):
+        return {task: (self.lambdas.get(task, 1.0), self.lambdas.get(task, 1.0) * loss)
+                for task, loss in task_losses.items()}
 
     def weights(self):
         return {task: float(value) for task, value in self.lambdas.items()}
@@ -131,7 +140,7 @@ class GradNorm(LossBalancer):
             return list(self.shared())
         return list(self.shared)
 
-    def combine(self, task_losses, step):
+    def task_terms(self, task_losses, step):
         losses = torch.stack([task_losses[task].float() for task in self.tasks])  # (K,)
         if self.initial_losses is None:
             self.initial_losses = losses.detach().clamp_min(1e-8)
@@ -141,7 +150,7 @@ class GradNorm(LossBalancer):
         weights = self.task_weights.detach().clone()  # w(t), before the update
         if losses.requires_grad:
             self.update(losses)
-        return (weights * losses).sum()
+        return {task: (weight, weight * loss) for task, weight, loss in zip(self.tasks, weights.unbind(), losses.unbind())}
 
     def update(self, losses: torch.Tensor) -> torch.Tensor:
         """One GradNorm step on w from the task losses (K,); returns L_grad (detached)."""
@@ -213,16 +222,19 @@ class UncertaintyWeighting(nn.Module):
         self.joint = joint
         self.log_variances = nn.Parameter(torch.full((len(self.tasks),), float(initial_log_variance)))
 
-    def combine(self, task_losses, step):
+    def task_terms(self, task_losses, step):
         first = next(iter(task_losses.values()))
         if self.log_variances.device != first.device:  # the loop does not move the balancer
             self.log_variances.data = self.log_variances.data.to(first.device)
-        total = first.new_zeros((), dtype=torch.float32)
+        terms = {}
         for index, task in enumerate(self.tasks):
             if task in task_losses:
                 s = self.log_variances[index]
-                total = total + torch.exp(-s) * task_losses[task].float() + s
-        return total
+                terms[task] = (torch.exp(-s).detach(), torch.exp(-s) * task_losses[task].float() + s)
+        return terms
+
+    def combine(self, task_losses, step):
+        return sum(term for _, term in self.task_terms(task_losses, step).values())
 
     def weights(self):
         return dict(zip(self.tasks, torch.exp(-self.log_variances.detach()).tolist()))
@@ -239,7 +251,9 @@ class PCGrad(LossBalancer):
         g_i ← g_i − (g_i · g_j / ‖g_j‖²) g_j     if g_i · g_j < 0
 
     then use the sum of the projected gradients. Parameters only one task reaches (heads, task
-    layers, adapters) get that task's gradient unchanged.
+    layers, adapters) get that task's gradient unchanged. With ``max_grad_norm`` set (the loop sets
+    it under per-task clipping, ``training.CLIPPING_RULES``), each task's whole gradient is first
+    clipped to ``max_grad_norm``·λ_task, before the surgery.
 
     How it fits the seam: ``combine`` computes each task's gradient itself (one backward pass per
     task, the same work as one backward of the summed loss, since the two batches have separate
@@ -255,6 +269,8 @@ class PCGrad(LossBalancer):
     joint = True
     supports_loss_scaling = False
     """``training.make_accelerator`` trains in float32 where fp16 would be picked."""
+    writes_gradients = True
+    """It fills ``.grad`` itself; the loop hands it the per-task clip threshold."""
 
     def __init__(self, model: nn.Module, weights: Mapping[str, float] | None = None,
                  gradient_accumulation_steps: int = 1, seed: int = 0):
@@ -263,6 +279,10 @@ class PCGrad(LossBalancer):
         self.accumulation = gradient_accumulation_steps
         self.generator = torch.Generator().manual_seed(seed)
         self.conflicts: list[float] = []  # cosine between the two tasks' shared gradients, per step
+        self.max_grad_norm: float | None = None  # per-task clip, set by the loop
+
+    def task_terms(self, task_losses, step):
+        return {"all": (1.0, self.combine(task_losses, step))}
 
     def combine(self, task_losses, step):
         if torch.distributed.is_available() and torch.distributed.is_initialized() \
@@ -275,6 +295,9 @@ class PCGrad(LossBalancer):
                                       parameters, allow_unused=True, retain_graph=index < last)
             for index, (task, loss) in enumerate(task_losses.items())
         }
+        if self.max_grad_norm:
+            gradients = {task: clip_gradients(grads, self.max_grad_norm * self.lambdas.get(task, 1.0) / self.accumulation)
+                         for task, grads in gradients.items()}
         shared = [index for index in range(len(parameters))
                   if sum(gradients[task][index] is not None for task in gradients) > 1]
         projected = self.project({task: _flatten([grads[i] for i in shared]) for task, grads in gradients.items()})
@@ -323,6 +346,17 @@ class PCGrad(LossBalancer):
     def load_state_dict(self, state: Mapping) -> None:
         self.generator.set_state(state["generator"])
         self.conflicts = list(state["conflicts"])
+
+
+def clip_gradients(gradients: Sequence[torch.Tensor | None], max_norm: float) -> list[torch.Tensor | None]:
+    """One task's gradients scaled so that their joint L2 norm is at most ``max_norm`` (as
+    ``torch.nn.utils.clip_grad_norm_`` does to ``.grad``)."""
+    present = [gradient for gradient in gradients if gradient is not None]
+    if not present:
+        return list(gradients)
+    norm = torch.stack([gradient.float().pow(2).sum() for gradient in present]).sum().sqrt()
+    factor = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    return [None if gradient is None else gradient * factor.to(gradient.dtype) for gradient in gradients]
 
 
 def _flatten(gradients: list[torch.Tensor]) -> torch.Tensor:
