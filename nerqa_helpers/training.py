@@ -85,6 +85,7 @@ class TrainingConfig:
     progress: bool = True
     cpu: bool = False
     checkpoint_every: int | None = None  # steps between resumable checkpoints in output_dir/checkpoint
+    stop_after_steps: int | None = None  # end the run after this step (the schedule still spans all steps)
     deterministic: bool = False  # deterministic GPU kernels (the CPU loop is deterministic anyway)
     torch_compile: bool = False  # compiles on the first steps of each task and shape: see benchmarks/
 
@@ -327,6 +328,8 @@ def train(model, tokenizer, tasks: Mapping[str, TaskData], config: TrainingConfi
             _evaluate_and_keep(model, tokenizer, tasks, config, accelerator, history, state, step, output_dir)
             if state["stop"]:
                 break
+        if config.stop_after_steps and step >= config.stop_after_steps:
+            break
         if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total and accelerator.sync_gradients:
             _flush(pending, history, scheduler, started, loader, balancer)
             _save_checkpoint(accelerator, model, tokenizer, output_dir,
