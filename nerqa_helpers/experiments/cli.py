@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rerun-busy", action="store_true",
                      help="also rerun finished runs whose timings other programs disturbed (see the report)")
     run.add_argument("--no-report", action="store_true")
+    run.add_argument("--allow-mixed-code", action="store_true",
+                     help="add runs to a folder whose finished runs ran another commit (the report lists the commits)")
     one = commands.add_parser("run-one", help="one (method, seed); what `run` starts in a fresh process")
     one.add_argument("config")
     one.add_argument("--method", required=True)
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     split = lambda text, kind: [kind(part) for part in text.split(",")] if text else None  # noqa: E731
     failed = run_sweep(args.config, args.out, split(args.methods, str), split(args.seeds, int),
-                       isolate=not args.in_process, cache_root=cache, rerun_busy=args.rerun_busy)
+                       isolate=not args.in_process, cache_root=cache, rerun_busy=args.rerun_busy,
+                       allow_mixed_code=args.allow_mixed_code)
     if not args.no_report:
         print(f"wrote {write_report(args.out)}")
     if failed:

@@ -18,6 +18,15 @@ Two method keys change the data a run sees, within the one subset drawn for the 
 (``preprocessing.ner_context_tokens`` sub-words per side, unlabelled). ``budget_scale: k`` gives a
 method k times the config's ``training.batches`` of each task (in the CPU study and in every config
 derived from it): a longer budget that checks whether a method had converged; the report marks it.
+
+**Converged studies** (``training.early_stopping = {"every": E, "patience": P}``): ``training.batches``
+becomes a cap, each run is evaluated on the validation split after every E batches of each task it
+trains, stops after P evaluations without a better combined score, and the best evaluation's weights
+are scored on a separate test split (``data.ner_test``, ``data.qa_test``: "all" or a count; QA's
+validation questions then come from ``data.qa_validation_articles`` whole articles of the training file,
+never trained on, and its test questions from the held-out file). ``training.clipping`` and a method's
+``clipping`` choose the gradient-clipping rule (``training.CLIPPING_RULES``); configs that do not say
+keep ``total``, the rule the budget-limited studies ran with. A method's ``seeds`` replaces the config's.
 """
 from __future__ import annotations
 
@@ -31,7 +40,7 @@ from ..presets import DEFAULTS as PRESET_DEFAULTS, STRATEGIES, TASKS
 CACHE_ROOT = Path("runs") / "experiment-cache"
 METHOD_KEYS = {"name", "tasks", "strategy", "temperature", "balancer", "alpha", "balancer_learning_rate",
                "shared_layers", "lora", "learning_rate", "steps", "probe", "task_weights", "ner_train", "ner_context",
-               "joint", "budget_scale"}
+               "joint", "budget_scale", "clipping", "seeds"}
 BALANCERS = ("static", "gradnorm", "uncertainty", "pcgrad")
 JOINT_BALANCERS = ("gradnorm", "uncertainty", "pcgrad")
 """Balancers that need every task's loss in every step."""
@@ -123,7 +132,12 @@ def check_question(question: dict, names: set) -> None:
     """A study question names its methods and (method, baseline) comparisons, all in the config."""
     if not {"id", "title", "methods"} <= set(question):
         raise ValueError(f"question {question.get('id')!r} needs 'id', 'title' and 'methods'")
-    used = set(question["methods"]) | {name for pair in question.get("compare", []) for name in pair[:2]}
+    for entry in question.get("literature", []):
+        if not {"cite", "claim", "compare", "expects"} <= set(entry) or entry["expects"] not in ("better", "not better"):
+            raise ValueError(f"question {question['id']!r}: a literature entry needs cite, claim, compare "
+                             f"[method, baseline, metric] and expects ('better' or 'not better'), got {entry}")
+    used = set(question["methods"]) | {name for pair in question.get("compare", []) for name in pair[:2]} \
+        | {name for entry in question.get("literature", []) for name in entry["compare"][:2]}
     if used - names:
         raise ValueError(f"question {question['id']!r} names unknown methods {sorted(used - names)}")
 
@@ -204,6 +218,21 @@ def model_windows(config: dict, method: dict) -> dict[str, int]:
     return {**windows, "ner_context_tokens": int(context)}
 
 
+def is_converged(config: dict) -> bool:
+    """Does the config train every run until its validation score stops improving?"""
+    return bool(config["training"].get("early_stopping"))
+
+
+def method_seeds(config: dict, method: dict) -> list[int]:
+    """The seeds a method runs: its own ``seeds`` or the config's."""
+    return list(method.get("seeds", config["seeds"]))
+
+
+def clipping_rule(config: dict, method: dict) -> str:
+    """The method's gradient-clipping rule: its own, the config's, else ``total`` (older configs)."""
+    return method.get("clipping", config["training"].get("clipping", "total"))
+
+
 def load_datasets(config: dict):
     """NER and QA ``DatasetDict``s (train, validation) at the config's sizes; one fixed subset.
 
@@ -216,11 +245,44 @@ def load_datasets(config: dict):
     tiny = settings["source"] == "tiny"
     if not tiny and data.find_data_dir(settings["dir"]) is None:
         raise ValueError("No data folder: set data.dir in the config or the NERQA_DATA_DIR variable.")
+    if is_converged(config):
+        return split_for_early_stopping(config)
     sizes = {"ner": {"train": settings["ner_train"], "validation": settings["ner_eval"]},
              "qa": {"train": settings["qa_train"], "validation": settings["qa_eval"]}}
     ner, qa, _ = sources.load_task_data(TASKS, sizes, settings["seed"], data_dir=settings["dir"], tiny=tiny,
                                         ner_context=uses_context(config))
     return data.DatasetDict({split: ner[split] for split in ("train", "validation")}), qa
+
+
+def split_for_early_stopping(config: dict):
+    """NER and QA ``DatasetDict``s with train, validation (for early stopping) and test (reported).
+
+    NER: CoNLL-2003's own three splits, cut to ``ner_train`` / ``ner_eval`` / ``ner_test``. QA: the
+    training file's articles are split by title, every k-th of the sorted titles (k chosen so that
+    ``qa_validation_articles`` are set aside) giving the validation questions (``qa_eval``) and the
+    rest the training questions (``qa_train``); the held-out file gives the test questions
+    (``qa_test``). Validation and test never share an article with training or with each other."""
+    from .. import data, sources
+
+    settings = config["data"]
+    ner, qa, _ = sources.load_task_data(TASKS, None, settings["seed"], data_dir=settings["dir"],
+                                        tiny=settings["source"] == "tiny", ner_context=uses_context(config))
+    count = lambda key: None if settings.get(key) in (None, "all") else int(settings[key])
+    ner = data.subset(data.DatasetDict(train=ner["train"], validation=ner["validation"], test=ner["test"]),
+                      {"train": count("ner_train"), "validation": count("ner_eval"), "test": count("ner_test")},
+                      settings["seed"])
+    titles = sorted(set(qa["train"]["title"]))
+    held = int(settings.get("qa_validation_articles") or 1)
+    if len(titles) < held + 1:
+        raise ValueError(f"QA training data has {len(titles)} articles; {held} for validation leaves none to train on")
+    validation_titles = set(titles[:: max(1, len(titles) // held)][:held])
+    pool = qa["train"]
+    qa = data.DatasetDict(train=pool.filter(lambda row: row["title"] not in validation_titles),
+                          validation=pool.filter(lambda row: row["title"] in validation_titles),
+                          test=qa["validation"])
+    qa = data.subset(qa, {"train": count("qa_train"), "validation": count("qa_eval"), "test": count("qa_test")},
+                     settings["seed"])
+    return ner, qa
 
 
 def data_key(config: dict) -> str:
@@ -239,6 +301,7 @@ def prepare_tasks(config: dict, tokenizer, cache_root: str | os.PathLike | None 
     process loads them in a moment."""
     from datasets import load_from_disk
 
+    from .. import data
     from ..tasks import TaskData, build_tasks
 
     cache = Path(cache_root) / data_key(config) if cache_root else None
@@ -253,6 +316,13 @@ def prepare_tasks(config: dict, tokenizer, cache_root: str | os.PathLike | None 
     tasks = build_tasks(tokenizer, ner, qa, **plain)
     if uses_context(config):
         tasks["ner_context"] = build_tasks(tokenizer, ner, None, **config["preprocessing"])["ner"]
+    if is_converged(config):  # the reported scores: the test split, built without training features
+        tests = {split: data.DatasetDict(test=dataset["test"]) for split, dataset in (("ner", ner), ("qa", qa))}
+        for task, built in build_tasks(tokenizer, tests["ner"], tests["qa"], eval_split="test", **plain).items():
+            tasks[f"{task}_test"] = built
+        if uses_context(config):
+            tasks["ner_context_test"] = build_tasks(tokenizer, tests["ner"], None, eval_split="test",
+                                                    **config["preprocessing"])["ner"]
     sizes = data_sizes(ner, qa, tasks)
     if cache is not None:
         for name, task in tasks.items():
@@ -282,8 +352,15 @@ def method_data(method: dict, all_tasks: dict) -> dict:
     return tasks
 
 
+def test_data(method: dict, all_tasks: dict) -> dict:
+    """The ``TaskData`` a converged run's best weights are scored on (the test split)."""
+    return {task: all_tasks[("ner_context" if task == "ner" and method.get("ner_context") else task) + "_test"]
+            for task in method_tasks(method)}
+
+
 def data_sizes(ner, qa, tasks: dict) -> dict:
-    """Sentences, questions and QA windows of the training and evaluation splits."""
-    return {"ner_train_sentences": len(ner["train"]), "ner_eval_sentences": len(ner["validation"]),
+    """Sentences, questions and QA windows of the training and evaluation splits (and test)."""
+    tests = {"ner_test_sentences": len(ner["test"]), "qa_test_questions": len(qa["test"])} if "test" in ner else {}
+    return {**tests, "ner_train_sentences": len(ner["train"]), "ner_eval_sentences": len(ner["validation"]),
             "qa_train_questions": len(qa["train"]), "qa_eval_questions": len(qa["validation"]),
             "qa_train_windows": len(tasks["qa"].train_features), "qa_eval_windows": len(tasks["qa"].eval_features)}

@@ -13,20 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from .config import METRICS
+from .outcomes import compare, comparisons, load_runs, markdown_table, outcome
+from .runner import runs_by_machine
 
 OUTCOMES = {"gain": "gain", "loss": "loss", "none": "no difference shown", "open": "not enough runs"}
 
 
-def comparisons(config: dict) -> list[tuple[str, str, str]]:
-    """Every ``[method, baseline, metric]`` of the config's questions, once each, in order."""
-    triples = [tuple(triple) for question in config.get("questions", []) for triple in question.get("compare", [])]
-    return list(dict.fromkeys(triples))
-
-
 def reference_records(out_dir: str | Path, config: dict) -> tuple[Path, list[dict]] | None:
     """The reference report's folder and its finished runs (None when the config names no reference)."""
-    from .report import load_runs
-
     settings = config.get("reference")
     if not settings:
         return None
@@ -38,8 +32,6 @@ def reference_records(out_dir: str | Path, config: dict) -> tuple[Path, list[dic
 
 def verdict_rows(config: dict, records: list[dict], reference: list[dict]) -> list[dict]:
     """One row per comparison: the difference, interval and outcome in this study and in the reference."""
-    from .questions import compare, outcome
-
     rows = []
     for method, baseline, metric in comparisons(config):
         here, there = compare(records, method, baseline, metric), compare(reference, method, baseline, metric)
@@ -76,9 +68,6 @@ def method_rows(config: dict, records: list[dict], reference: list[dict]) -> lis
 
 def replication_text(out_dir: str | Path, config: dict, records: list[dict]) -> str:
     """The report's section on the reference study ("" when the config names none)."""
-    from .report import markdown_table
-    from .runner import runs_by_machine
-
     found = reference_records(out_dir, config)
     if found is None:
         return ""

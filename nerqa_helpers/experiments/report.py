@@ -10,14 +10,12 @@ import numpy as np
 import pandas as pd
 
 from .config import is_joint, method_tasks, planned_batches
+from .config import find_method, method_seeds
+from .outcomes import family, load_runs, markdown_table
+from .questions import budget_note, floor_text, verdict, write_questions
+from .replication import replication_text
 from .runner import busy_runs, runs_by_machine
 from .stats import conflict_by_layer, summarize
-
-
-def load_runs(out_dir: str | os.PathLike) -> list[dict]:
-    """Every finished run record in ``OUT/runs/`` (a JSON per run)."""
-    records = [json.loads(path.read_text()) for path in sorted(Path(out_dir, "runs").glob("*.json"))]
-    return [record for record in records if record.get("status") == "done"]
 
 
 def _score(row, metric: str) -> str:
@@ -38,12 +36,6 @@ def _difference(row, metric: str) -> str:
 
 def _number(value, digits: int = 0) -> str:
     return "" if value is None or not np.isfinite(value) else f"{value:,.{digits}f}"
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table; the first column is left-aligned, the others right-aligned."""
-    lines = [header, ["---"] + ["---:"] * (len(header) - 1), *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
 
 
 def results_tables(summary: pd.DataFrame) -> str:
@@ -162,6 +154,42 @@ def lora_targets(settings: dict) -> str:
     return ", ".join(targets)
 
 
+def regime_text(config: dict, records: list[dict]) -> str:
+    """A converged study's regime: data sizes, the stopping rule, what is validated and what is
+    reported ("" for a fixed-budget study)."""
+    rule = config["training"].get("early_stopping")
+    if not rule:
+        return ""
+    sizes = records[0]["data"] if records else {}
+    count = lambda key: f"{sizes[key]:,}" if isinstance(sizes.get(key), int) else "?"  # noqa: E731
+    caps = " and ".join(f"{n:,} {task.upper()}" for task, n in config["training"]["batches"].items())
+    check = config.get("convergence", {})
+    return (f"- Regime: trained to convergence. Each run is evaluated on the validation split after every "
+            f"{rule['every']} batches of each task it trains and stops after {rule['patience']} evaluations without "
+            f"a better combined score (mean of the F1s it is scored on), at most {caps} batches; the linear schedule "
+            f"spans the cap. The best evaluation's weights are scored on the **test** split: "
+            f"{count('ner_test_sentences')} CoNLL-2003 test sentences and {count('qa_test_questions')} questions of "
+            f"the held-out SQuAD articles. Validation: {count('ner_eval_sentences')} CoNLL-2003 validation sentences "
+            f"and {count('qa_eval_questions')} questions from {config['data'].get('qa_validation_articles')} articles "
+            "of the SQuAD training file that no run trains on. "
+            + (f"Seed {check['seed']} of every method is also trained on to {check['factor']}x the step it stopped at "
+               "(the convergence check in each question)." if check else ""))
+
+
+def code_text(records: list[dict]) -> str:
+    """The commits the runs ran (and whether any ran from a checkout with uncommitted changes)."""
+    commits = {}
+    for record in records:
+        code = record.get("code") or {}
+        key = (code.get("commit") or "not recorded", bool(code.get("dirty")))
+        commits[key] = commits.get(key, 0) + 1
+    if not commits:
+        return ""
+    shown = "; ".join(f"`{commit[:12]}`{' with uncommitted changes' if dirty else ''} ({n} runs)"
+                      for (commit, dirty), n in commits.items())
+    return f"- Code: {shown}."
+
+
 def setup_text(config: dict, records: list[dict]) -> str:
     """Data sizes, budget and machine, as read from the config and the run records."""
     sizes = records[0]["data"] if records else {}
@@ -170,19 +198,23 @@ def setup_text(config: dict, records: list[dict]) -> str:
     devices = sorted({f"{r['device']} (torch threads: {r['threads']})" for r in records})
     total = sum(r.get("run_seconds", 0.0) for r in records)
     count = lambda key: f"{sizes[key]:,}" if isinstance(sizes.get(key), int) else "?"  # noqa: E731
+    converged = bool(settings.get("early_stopping"))
     lines = [
         f"- Data: {source}, one fixed subset for every run (data seed {data['seed']}).",
-        f"  NER: {count('ner_train_sentences')} training sentences, scored on {count('ner_eval_sentences')} "
-        "validation sentences (entity-level F1).",
-        f"  QA: {count('qa_train_questions')} training questions ({count('qa_train_windows')} windows), scored on "
-        f"{count('qa_eval_questions')} held-out questions (SQuAD EM / F1).",
-        budget_text(settings),
+        f"  NER: {count('ner_train_sentences')} training sentences"
+        + (", scored on the test split (entity-level F1)." if converged else
+           f", scored on {count('ner_eval_sentences')} validation sentences (entity-level F1)."),
+        f"  QA: {count('qa_train_questions')} training questions ({count('qa_train_windows')} windows)"
+        + (", scored on the test split (SQuAD EM / F1)." if converged else
+           f", scored on {count('qa_eval_questions')} held-out questions (SQuAD EM / F1)."),
+        regime_text(config, records) or budget_text(settings),
         f"- Encoder `{config['encoder']}`; learning rate {settings['learning_rate']:g} (unless the method sets "
         f"its own), {settings['warmup_ratio']:.0%} warm-up then linear decay, AdamW; windows of "
         f"{config['preprocessing']['qa_max_length']} tokens, stride {config['preprocessing']['doc_stride']}.",
         precision_text(config, records),
         machines_text(records),
-        f"- Seeds: {', '.join(map(str, config['seeds']))}. Device: {', '.join(devices) or '?'}. The "
+        code_text(records),
+        f"- Seeds: {', '.join(map(str, config['seeds']))}{seed_exceptions(config)}. Device: {', '.join(devices) or '?'}. The "
         f"{len(records)} runs took {total / 60:.1f} minutes in all (training, evaluation and measurement; "
         "not counting each process's start).",
         f"- Gradient-conflict probe {config['probe']['count']} times per run, evenly over its steps, on a fixed "
@@ -191,20 +223,39 @@ def setup_text(config: dict, records: list[dict]) -> str:
     return "\n".join(line for line in lines if line) + "\n"
 
 
+def seed_exceptions(config: dict) -> str:
+    """" (name: seeds ...)" for the methods that run other seeds than the config's."""
+    other = [f"{m['name']}: {', '.join(map(str, m['seeds']))}" for m in config["methods"] if "seeds" in m]
+    return f" (except {'; '.join(other)})" if other else ""
+
+
 def questions_index(out_dir: Path, config: dict, records: list[dict]) -> str:
     """Write each question's report (``questions.write_questions``) and list them with their
     conclusions ("" for a config without questions)."""
-    from .questions import compare, floor_text, verdict, write_questions
-
     written = write_questions(out_dir, config, records)
     if not written:
         return ""
-    lines = ["## Questions\n", floor_text(config, records)]
+    results = family(config, records)
+    lines = ["## Questions\n", floor_text(config, records), holm_text(results)]
     for question, path in written:
         lines.append(f"**[{question['title']}]({path.relative_to(out_dir).as_posix()})**\n")
-        lines += [f"- {verdict(compare(records, *triple))}" for triple in question.get("compare", [])]
+        lines += [f"- {verdict(results[tuple(triple[:3])], budget_note(config, *triple[:2]))}"
+                  for triple in question.get("compare", [])]
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def holm_text(results: dict) -> str:
+    """How many of the study's comparisons exclude 0 at 95%, and how many survive Holm's adjustment."""
+    tested = [result for result in results.values() if result.get("p_holm") == result.get("p_holm")]
+    if not tested:
+        return ""
+    plain = sum(result["low"] > 0 or result["high"] < 0 for result in tested)
+    kept = sum(result["holm"] in ("gain", "loss") for result in tested)
+    return (f"**Multiple comparisons.** The study makes {len(tested)} paired comparisons at 95%; {plain} of them "
+            f"exclude 0, and {kept} still do after Holm's step-down adjustment over all {len(tested)} (which keeps the "
+            "chance of any false claim in the family at 5%). Each verdict below gives its Holm-adjusted p-value; one "
+            "that does not survive is marked.\n")
 
 
 def budget_text(settings: dict) -> str:
@@ -261,8 +312,6 @@ def measurement_warnings(records: list[dict]) -> str:
 
 def write_report(out_dir: str | os.PathLike) -> Path:
     """Write ``OUT/README.md``, ``OUT/summary.csv`` and the figures from the run JSON files."""
-    from .replication import replication_text
-
     out_dir = Path(out_dir)
     config = json.loads((out_dir / "config.json").read_text())
     records = load_runs(out_dir)
@@ -272,7 +321,7 @@ def write_report(out_dir: str | os.PathLike) -> Path:
     sweep = json.loads((out_dir / "sweep.json").read_text()) if (out_dir / "sweep.json").exists() else {}
     commands = list(dict.fromkeys(entry["command"] for entry in sweep.get("commands", [])))
     made_by = " and ".join(f"`{command}`" for command in commands) or "an unrecorded command"
-    expected = {(m["name"], seed) for m in config["methods"] for seed in config["seeds"]}
+    expected = {(m["name"], seed) for m in config["methods"] for seed in method_seeds(config, m)}
     missing = sorted(expected - {(r["method"], r["seed"]) for r in records})
     parts = [
         f"# Experiments: {config['name']}\n",

@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ import pandas as pd
 from ..base import jsonable
 from ..machine import cpu_facts
 from ..presets import TASKS
-from .config import (CACHE_ROOT, batch_size, find_method, is_joint, load_config, method_data, method_tasks, model_windows, planned_batches,
-                     planned_steps, prepare_tasks, setup_hash)
+from .config import (CACHE_ROOT, batch_size, clipping_rule, find_method, is_converged, is_joint, load_config, method_data,
+                     method_seeds, method_tasks, model_windows, planned_batches, planned_steps, prepare_tasks, setup_hash,
+                     test_data)
 
 
 def build_model(config: dict, method: dict):
@@ -242,13 +244,27 @@ def _training_config(config, method, seed, steps, task_epochs, output_dir):
     settings = config["training"]
     shared = ("eval_batch_size", "warmup_ratio", "weight_decay", "max_grad_norm", "log_every",
               "mixed_precision")
-    return TrainingConfig(
-        output_dir=str(output_dir), max_steps=steps, seed=seed, save_best=False, progress=False,
-        learning_rate=method.get("learning_rate", settings["learning_rate"]),
-        strategy=method.get("strategy", "proportional"), temperature=method.get("temperature", 2.0),
-        task_epochs=task_epochs, batch_size={task: batch_size(config, task) for task in TASKS},
-        **{key: settings[key] for key in shared},
-    )
+    return TrainingConfig(**{
+        "output_dir": str(output_dir), "max_steps": steps, "seed": seed, "save_best": False, "progress": False,
+        "learning_rate": method.get("learning_rate", settings["learning_rate"]),
+        "strategy": method.get("strategy", "proportional"), "temperature": method.get("temperature", 2.0),
+        "task_epochs": task_epochs, "batch_size": {task: batch_size(config, task) for task in TASKS},
+        "clipping": clipping_rule(config, method), **{key: settings[key] for key in shared},
+        **early_stopping(config, method),
+    })
+
+
+def early_stopping(config: dict, method: dict) -> dict:
+    """``TrainingConfig`` fields of a converged study's run: evaluate after every ``every`` batches of
+    each task the method trains (so every ``every`` steps when it trains one task or takes joint
+    steps, every ``2 × every`` when it alternates two), stop after ``patience`` evaluations without
+    a better score, keep the best weights. ``{}`` for a fixed-budget study."""
+    rule = config["training"].get("early_stopping")
+    if not rule:
+        return {}
+    per_step = 1 if is_joint(method) else len(method_tasks(method))
+    return {"eval_every": int(rule["every"]) * per_step, "early_stopping_patience": int(rule["patience"]),
+            "save_best": True}
 
 
 def check_precision(config: dict) -> None:
@@ -270,7 +286,11 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
             cache_root: str | os.PathLike | None = CACHE_ROOT, own_process: bool = False) -> dict:
     """Train and measure one (method, seed); write and return its record (``runs/<method>__seed<k>.json``).
 
-    ``own_process``: this process runs nothing else, so its peak RSS is the run's own.
+    ``own_process``: this process runs nothing else, so its peak RSS is the run's own. In a
+    converged study the scores (``ner_f1``, ``qa_f1``, ...) are those of the best validation
+    evaluation's weights on the test split; the validation scores are kept under ``validation``.
+    On the seed of ``config["convergence"]`` the run then goes on without early stopping to
+    ``factor`` × the step it stopped at (:func:`check_convergence`) before its record is written.
     """
     import tempfile
 
@@ -293,23 +313,36 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
     balancer = make_balancer(method, model, seed)
     probe = make_probe(config, method, model, all_tasks, tokenizer, steps)
     machine = cpu_facts() if _device_name() == "cpu" else {}  # before the clock starts
+    checking = is_converged(config) and seed == config.get("convergence", {}).get("seed")
     reset_peak_memory()
     load_before = _load_average()
     started, cpu_started = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as scratch:
         training = training_config(config, method, seed, steps, per_pass, scratch)
+        if checking:  # a resumable state at every evaluation, for the convergence check
+            training.checkpoint_every = training.eval_every
         result = train(model, tokenizer, tasks, training, step_hook=probe, balancer=balancer)
-    run_seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    memory = peak_memory()
+        run_seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        memory = peak_memory()
+        test = best_on_test(model, tokenizer, all_tasks, method, training, scratch, result) \
+            if is_converged(config) else None
+        check = check_convergence(config, method, seed, model, tokenizer, tasks, all_tasks, training, result, test, steps)\
+            if checking else None
+    if check is not None:
+        write_json(Path(out_dir) / "convergence" / f"{method_name}__seed{seed}.json",
+                   {**check, "setup_hash": setup_hash(config, method), "code": code_version()})
     precision = config["training"]["mixed_precision"]
     latency = {task: measure_latency(model, tasks[task].eval_features, task, precision=precision,
                                      **config["latency"]) for task in tasks}
     probe_seconds = probe.seconds if probe else 0.0
     scores = ("ner_f1", "ner_precision", "ner_recall", "qa_exact_match", "qa_f1")
+    scored = test if test is not None else result.metrics
     record = {
         "method": method_name, "seed": seed, "experiment": config["name"], "setup_hash": setup_hash(config, method),
         "status": "done", "method_settings": method, "tasks": list(tasks), "steps": result.metrics["steps"],
-        **{key: result.metrics.get(key) for key in scores}, **parameter_counts(model, tuple(tasks)),
+        **{key: scored.get(key) for key in scores}, **parameter_counts(model, tuple(tasks)),
+        **(stopping_summary(result, steps) if test is not None else {}), "clipping": training.clipping,
+        "code": code_version(),
         "train_seconds": result.train_seconds - probe_seconds, "probe_seconds": probe_seconds,
         "eval_seconds": run_seconds - result.train_seconds, "run_seconds": run_seconds,
         "run_cpu_seconds": cpu_seconds, **memory, "own_process": own_process,
@@ -322,6 +355,74 @@ def run_one(config: dict, method_name: str, seed: int, out_dir: str | os.PathLik
     }
     write_json(run_path(out_dir, method_name, seed), record)
     return record
+
+
+def best_on_test(model, tokenizer, all_tasks: dict, method: dict, training, scratch, result) -> dict:
+    """Put the best validation evaluation's weights back into ``model`` (when the run kept any:
+    ``scratch/best``) and score them on the method's test split; flat metrics as ``evaluate``'s."""
+    from ..evaluation import evaluate
+
+    best = Path(scratch) / "best" / "model.safetensors"
+    if training.save_best and best.exists():
+        from safetensors.torch import load_file
+
+        state = load_file(str(best), device=str(next(model.parameters()).device))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or [name for name in missing if not name.endswith("position_ids")]:
+            raise RuntimeError(f"best weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return evaluate(model, tokenizer, test_data(method, all_tasks), training)
+
+
+def stopping_summary(result, cap: int) -> dict:
+    """Where a converged run stopped and why, its best validation scores, and every evaluation."""
+    evals = result.history.frame("eval")
+    keys = [key for key in ("ner_f1", "qa_exact_match", "qa_f1", "score") if key in evals]
+    best = result.best_metrics or {}
+    return {"step_cap": cap, "best_step": best.get("step"), "stopped_early": result.metrics["steps"] < cap,
+            "validation": {key: best.get(key) for key in keys},
+            "eval_curve": [[int(row["step"]), *[float(row[key]) for key in keys]] for _, row in evals.iterrows()],
+            "eval_curve_columns": ["step", *keys]}
+
+
+def check_convergence(config, method, seed, model, tokenizer, tasks, all_tasks, training, result, test, cap: int) -> dict:
+    """Does training on change the test score? The run that stopped early at step S goes on, from
+    its last checkpoint and without early stopping, to ``factor`` × S steps (within its step cap, on
+    the same schedule); its last weights are scored on the test split beside the best ones. A run
+    that reached its cap is recorded as such (its schedule has no steps left)."""
+    from ..training import train
+
+    factor, stopped = float(config["convergence"]["factor"]), result.metrics["steps"]
+    record = {"method": method["name"], "seed": seed, "factor": factor, "stopped_at": stopped,
+              "best_step": (result.best_metrics or {}).get("step"), "step_cap": cap}
+    scores = [key for key in ("ner_f1", "qa_f1", "qa_exact_match") if test.get(key) is not None]
+    record.update({f"{key}_stopped": test[key] for key in scores})
+    if stopped >= cap or not (Path(training.output_dir) / "checkpoint").exists():
+        return {**record, "extended_to": stopped, "at_cap": True}
+    longer = replace(training, eval_every=None, early_stopping_patience=None, save_best=False, checkpoint_every=None,
+                     stop_after_steps=min(cap, math.ceil(factor * stopped)))
+    balancer = make_balancer(method, model, seed)
+    extended = train(model, tokenizer, tasks, longer, balancer=balancer, resume_from=True)
+    from ..evaluation import evaluate
+
+    after = evaluate(model, tokenizer, test_data(method, all_tasks), longer)
+    return {**record, "extended_to": extended.metrics["steps"], "at_cap": False,
+            **{f"{key}_extended": after[key] for key in scores},
+            **{f"{key}_change": after[key] - test[key] for key in scores}}
+
+
+def code_version() -> dict:
+    """The commit of the checkout the package runs from and whether tracked files differ from it
+    (``{"commit": None}`` outside a git checkout)."""
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*arguments):
+        done = subprocess.run(["git", "-C", str(root), *arguments], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
 def _method_sizes(tasks: dict) -> dict:
@@ -412,25 +513,51 @@ def is_finished(path: Path, expected_hash: str, rerun_busy: bool = False) -> boo
 
 
 def pending_runs(config: dict, out_dir, methods=None, seeds=None, rerun_busy: bool = False) -> list[tuple[str, int]]:
-    """(method, seed) pairs of the sweep that have no finished JSON yet, in config order."""
+    """(method, seed) pairs of the sweep that have no finished JSON yet: in config order, or in a
+    converged study seed by seed (every method's first seed before any second one), so that a
+    sweep stopped halfway leaves whole seeds to compare."""
     names = methods or [method["name"] for method in config["methods"]]
     hashes = {name: setup_hash(config, find_method(config, name)) for name in names}
-    return [(name, seed) for name in names for seed in (seeds or config["seeds"])
-            if not is_finished(run_path(out_dir, name, seed), hashes[name], rerun_busy)]
+    pairs = [(name, seed) for name in names for seed in (seeds or method_seeds(config, find_method(config, name)))]
+    if is_converged(config):
+        order = sorted({seed for _, seed in pairs})
+        pairs = [pair for seed in order for pair in pairs if pair[1] == seed]
+    return [(name, seed) for name, seed in pairs if not is_finished(run_path(out_dir, name, seed), hashes[name], rerun_busy)]
+
+
+def check_code_versions(out_dir, allow_mixed: bool = False) -> dict:
+    """The code this process runs (:func:`code_version`); raise ``ValueError`` when finished runs in
+    ``out_dir`` ran another commit, unless ``allow_mixed``. A checkout with uncommitted changes is
+    recorded as such in every run (``code.dirty``) and named by the report."""
+    current = code_version()
+    seen = {json.loads(path.read_text()).get("code", {}).get("commit") for path in Path(out_dir).glob("runs/*.json")}
+    others = sorted(str(commit)[:10] for commit in seen - {current["commit"]})
+    if others and not allow_mixed:
+        raise ValueError(f"{out_dir}: its runs ran commit(s) {', '.join(others)}, and this checkout is "
+                         f"{str(current['commit'])[:10]}. One report holds one code version: run from a checkout of "
+                         "the same commit, or pass --allow-mixed-code (the report then lists every commit).")
+    if current["dirty"]:
+        print(f"note: this checkout has uncommitted changes; the runs record commit {str(current['commit'])[:10]} "
+              "as dirty.", flush=True)
+    return current
 
 
 def run_sweep(config_path, out_dir, methods=None, seeds=None, isolate: bool = True,
-              cache_root=CACHE_ROOT, command: str | None = None, rerun_busy: bool = False) -> list[tuple[str, int]]:
+              cache_root=CACHE_ROOT, command: str | None = None, rerun_busy: bool = False,
+              allow_mixed_code: bool = False) -> list[tuple[str, int]]:
     """Run every pending (method, seed); returns the ones that failed (the others carry on).
 
-    ``rerun_busy``: also run again the finished runs whose timings other programs disturbed."""
+    ``rerun_busy``: also run again the finished runs whose timings other programs disturbed.
+    ``allow_mixed_code``: add runs although the finished ones ran another commit."""
     config = load_config(config_path)
     check_precision(config)
     out_dir = Path(out_dir)
+    code = check_code_versions(out_dir, allow_mixed_code)
     write_json(out_dir / "config.json", config)
-    log_sweep(out_dir, config_path, command or _command_line())
+    log_sweep(out_dir, config_path, command or _command_line(), code)
     todo = pending_runs(config, out_dir, methods, seeds, rerun_busy)
-    total = len(methods or config["methods"]) * len(seeds or config["seeds"])
+    names = methods or [method["name"] for method in config["methods"]]
+    total = sum(len(seeds or method_seeds(config, find_method(config, name))) for name in names)
     print(f"{config['name']}: {total - len(todo)} of {total} runs already done; {len(todo)} to go", flush=True)
     if todo:
         from ..encoders import load_tokenizer
@@ -451,11 +578,12 @@ def run_sweep(config_path, out_dir, methods=None, seeds=None, isolate: bool = Tr
     return failed
 
 
-def log_sweep(out_dir: Path, config_path, command: str) -> None:
+def log_sweep(out_dir: Path, config_path, command: str, code: dict | None = None) -> None:
     """Append this invocation to ``OUT/sweep.json`` (the report quotes every command that added runs)."""
     path = out_dir / "sweep.json"
     sweep = json.loads(path.read_text()) if path.exists() else {"config_file": str(config_path), "commands": []}
-    sweep.setdefault("commands", []).append({"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    sweep.setdefault("commands", []).append({"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                             **({"commit": code["commit"]} if code else {})})
     write_json(path, sweep)
 
 
