@@ -125,3 +125,31 @@ def test_a_converged_report_states_the_regime_holm_literature_and_the_convergenc
     assert "- **Someone 2020**: good helps; this study agrees (good vs base, NER F1 +5.00 [+4.12, +5.88])" in question
     rows = {line.split("|")[1].strip(): line for line in question.splitlines() if line.startswith("| ")}
     assert "yes" in rows["good"] and "**no: changed by 2.50**" in rows["same"] and "not run yet" in rows["base"]
+
+
+def test_a_lora_run_stopped_early_resumes_like_the_uninterrupted_one(tokenizer, tiny_model, tmp_path):
+    """The convergence check resumes a stopped run from its last checkpoint: LoRA's adapters too."""
+    import torch
+
+    import nerqa_helpers.extensions  # noqa: F401  (registers the LoRA adapter)
+    from nerqa_helpers.data import load_tiny
+    from nerqa_helpers.tasks import build_tasks
+    from nerqa_helpers.training import TrainingConfig, train
+
+    tasks = build_tasks(tokenizer, load_tiny("ner"), load_tiny("qa"), qa_max_length=128, doc_stride=48)
+    lora = {"r": 4, "alpha": 8}
+
+    def config(out, **changes):
+        return TrainingConfig(output_dir=str(out), max_steps=8, batch_size=4, progress=False, save_best=False,
+                              eval_every=None, checkpoint_every=4, learning_rate=1e-3, **changes)
+
+    whole = tiny_model(seed=2, lora=lora)
+    train(whole, tokenizer, tasks, config(tmp_path / "whole"))
+    stopped = tiny_model(seed=2, lora=lora)
+    result = train(stopped, tokenizer, tasks, config(tmp_path / "cut", stop_after_steps=6))
+    assert result.metrics["steps"] == 6
+    resumed = tiny_model(seed=9, lora=lora)  # other starting weights: the checkpoint must replace them all
+    train(resumed, tokenizer, tasks, config(tmp_path / "cut"), resume_from=True)
+    one, two = whole.state_dict(), resumed.state_dict()
+    assert one.keys() == two.keys() and all(torch.equal(one[name], two[name]) for name in one)
+    assert any("lora_" in name for name in one)

@@ -6,6 +6,10 @@ flagged by :func:`busy_runs`, and the report names it.
 """
 from __future__ import annotations
 
+# torch, accelerate and the training loop are imported inside the functions that train and measure
+# (deliberately deferred): the report, the questions and the notebooks' tables import this module to
+# read run records, and must not pay for loading a deep-learning stack to do so.
+
 import json
 import math
 import os
