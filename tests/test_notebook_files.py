@@ -167,6 +167,49 @@ def test_solutions_answer_every_exercise(path):
     assert not extra, f"10_solutions answers {', '.join(f'{number} ex. {k}' for k in extra)}, which {path.name} does not ask"
 
 
+def unchecked_answers(solution_cells) -> list[str]:
+    """'NN ex. K' for every answer in the solutions whose code cells (those after its markdown
+    cell, up to the next cell that answers something) hold no ``assert``. An open-ended question
+    still gets a checkable claim in its answer, and the check. Answers in one markdown cell share
+    their code cells."""
+    groups: list[tuple[list[str], list[str]]] = []  # (answers of a markdown cell, the code after it)
+    current = None
+    for cell in solution_cells:
+        text = source(cell)
+        if cell["cell_type"] == "code":
+            if groups:
+                groups[-1][1].append(text)
+            continue
+        found = []
+        pieces = [(match.start(), match.group(1)) for match in SECTION.finditer(text)]
+        starts = [0] + [start for start, _ in pieces]
+        owners = [current] + [number for _, number in pieces]
+        for begin, end, owner in zip(starts, starts[1:] + [len(text)], owners):
+            if owner is not None:
+                found += [f"{owner} ex. {n}" for pair in ANSWER.findall(text[begin:end]) for n in pair if n]
+        current = owners[-1]
+        if found:
+            groups.append((found, []))
+    asserts = re.compile(r"^\s*assert\b", re.MULTILINE)
+    return [name for names, code in groups for name in names if not any(asserts.search(text) for text in code)]
+
+
+@pytest.mark.skipif(not SOLUTIONS.is_file(), reason="no 10_solutions.ipynb")
+def test_every_solution_checks_its_answer():
+    unchecked = unchecked_answers(cells(SOLUTIONS))
+    assert not unchecked, f"these solutions assert nothing: {', '.join(unchecked)}"
+
+
+def test_unchecked_answers_finds_a_solution_without_assert():
+    notebook = [{"cell_type": "markdown", "source": "## 05 · Evaluation\n\n**1. Strict.** text"},
+                {"cell_type": "code", "source": "x = 1\nassert x == 1"},
+                {"cell_type": "markdown", "source": "**2. Boundary.** text"},
+                {"cell_type": "code", "source": "print('# assert nothing')"},
+                {"cell_type": "markdown", "source": "**3 and 4.** text\n\n## 06 · Loss\n\n**1. λ.**"},
+                {"cell_type": "code", "source": "for x in y:\n    assert x"}]
+    assert unchecked_answers(notebook) == ["05 ex. 2"]
+
+
 def test_answered_exercises_reads_sections_and_joint_answers():
     notebook = [{"cell_type": "markdown", "source": "## 05 · Evaluation\n\n**1. Strict.** text\n"},
                 {"cell_type": "code", "source": "**2. not markdown**"},
