@@ -254,7 +254,7 @@ def stopping_table(out_dir: Path, records: list[dict], methods: list[str]) -> st
             + markdown_table(["method", "best step (mean)", "stopped at (mean)", "step cap", "reached the cap",
                               "check: steps", "Δ NER F1", "Δ QA F1", "converged?"], rows)
             + "The check trains one seed of each method on from where it stopped, without early stopping, to 1.5 "
-              "times as many steps, and scores its last weights on the test split: a change under 1 F1 in every "
+              "times as many steps or to the step cap, whichever comes first (the steps column says how far), and scores its last weights on the test split: a change under 1 F1 in every "
               "task counts as converged. A run that reached its step cap has no schedule left to extend and is "
               "marked, not hidden.\n")
 
