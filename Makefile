@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run test test-fast test-unit test-notebooks test-browser test-widgets-77 bench allocations bundle report clean
+.PHONY: install data run test test-fast test-unit test-notebooks test-browser test-widgets-77 bench allocations bundle report clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
+
+# Fill data/ with CoNLL-2003 and SQuAD from the Hugging Face hub, as local files (needs the hub).
+data: $(STAMP)
+	$(VENV)/bin/nerqa data download
 
 run: $(STAMP)
 	$(VENV)/bin/nerqa run --output-dir runs/main

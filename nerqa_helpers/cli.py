@@ -1,4 +1,4 @@
-"""Command line: ``nerqa train | evaluate | predict | run | stats`` (also ``python -m nerqa_helpers``).
+"""Command line: ``nerqa train | evaluate | predict | run | stats | data download`` (also ``python -m nerqa_helpers``).
 
 Every command prints one clear line starting with ``error:`` and exits non-zero on bad input
 (missing files, a folder that holds no model, malformed data) instead of a traceback; ``--debug``
@@ -199,6 +199,17 @@ def command_stats(args) -> None:
     print(f"NER {_sizes(ner)}\nQA  {_sizes(qa)}")
 
 
+def command_data(args) -> list:
+    """``nerqa data download``: write the hub's CoNLL-2003 and SQuAD into ``--out`` (default ``data/``)
+    in the local-file layout, so that later runs use local files (the data rule's ``data/`` step)."""
+    from .sources import DEFAULT_DATA_DIR, download_data
+
+    written = download_data(args.out or DEFAULT_DATA_DIR, squad_v2=args.squad_v2)
+    for path in written:
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return written
+
+
 # -- output -----------------------------------------------------------------------------------
 def print_metrics(metrics: dict) -> None:
     """A small table of the headline numbers."""
@@ -366,11 +377,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true")
     stats = commands.add_parser("stats", help="dataset sizes")
     data_options(stats)
+    data = commands.add_parser("data", help="fill data/ from the Hugging Face hub (on a machine that reaches it)")
+    data_actions = data.add_subparsers(dest="action", required=True)
+    download = data_actions.add_parser("download", help="write CoNLL-2003 and SQuAD from the hub as local files")
+    download.add_argument("--out", default=None, help="folder to fill (default: data/ of the repository)")
+    download.add_argument("--squad-v2", action="store_true", help="also write SQuAD v2.0 (squad_v2/)")
     return parser
 
 
 COMMANDS = {"train": command_train, "evaluate": command_evaluate, "predict": command_predict,
-            "run": command_run, "stats": command_stats}
+            "run": command_run, "stats": command_stats, "data": command_data}
 
 
 def main(argv: list[str] | None = None) -> int:

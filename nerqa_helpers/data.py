@@ -16,7 +16,8 @@ Columns of the QA datasets (``read_squad``, ``load_squad``, ``load_tiny("qa")``;
                  several reference answers on dev questions; two empty lists for a SQuAD v2 question
                  that has no answer.
 
-Where the files are looked for: ``data_dir`` (argument), else ``$NERQA_DATA_DIR``. In that folder,
+Where the files are looked for: ``data_dir`` (argument), else ``$NERQA_DATA_DIR`` (the data rule in
+:mod:`nerqa_helpers.sources` also takes ``data/`` at the top of the repository when it is filled). In that folder,
 CoNLL files are ``conll2003/{train,validation,test}.txt`` (or ``conll/...``); SQuAD files are in
 ``squad/`` (v2: ``squad_v2/``), see :func:`squad_files` for the order in which file names are tried.
 ``load_tiny`` reads the small sample that ships inside the package (``nerqa_helpers/tiny_data``).
@@ -38,12 +39,14 @@ from typing import Iterator, Mapping
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
-NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
-"""IOB2 tags of CoNLL-2003 in the order the hub's ``ner_tags`` ClassLabel uses."""
+from .base import NER_LABELS
 
 CONLL_SPLITS = ("train", "validation", "test")
 SQUAD_SPLITS = ("train", "validation")
 DATA_DIR_VARIABLE = "NERQA_DATA_DIR"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+"""``data/`` at the top of the repository: the folder the data rule uses when ``$NERQA_DATA_DIR`` is
+unset and it is filled (:func:`filled_data_dir`); ``nerqa data download`` fills it from the hub."""
 
 SQUAD_FEATURES = Features(
     {
@@ -77,6 +80,18 @@ def find_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
     """The data folder: ``data_dir`` if given, else ``$NERQA_DATA_DIR``, else None (not checked)."""
     chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_VARIABLE) or None
     return None if chosen is None else Path(chosen).expanduser()
+
+
+def filled_data_dir(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` holds every CoNLL split (``conll_files``) and a SQuAD v1.1 pair (``squad_files``)."""
+    folder = Path(folder)
+    if not folder.is_dir() or not all(path.is_file() for path in conll_files(folder).values()):
+        return False
+    try:
+        squad_files(folder)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def tiny_data_dir() -> Path:
@@ -362,6 +377,54 @@ def load_squad(
     files = files if files is not None else squad_files(require_data_dir(data_dir), version)
     splits = DatasetDict({split: read_squad(path) for split, path in files.items()})
     return subset(splits, max_examples, seed)
+
+
+# -- writing the local-file layout ------------------------------------------------------------------
+def write_conll(dataset: Dataset, path: str | os.PathLike) -> Path:
+    """One NER split → a CoNLL file :func:`read_conll` reads back: ``token POS chunk NER`` per line
+    when the split has the hub's ``pos_tags`` / ``chunk_tags`` columns, else ``token NER``.
+
+    A split without document boundaries (``document_id`` missing or -1, as from the hub) gets a
+    ``-DOCSTART-`` line before every sentence, so that no sentence borrows another as its document
+    context; a split with documents gets one before each document.
+    """
+    names = {column: dataset.features[column].feature.names
+             for column in ("pos_tags", "chunk_tags", "ner_tags") if column in dataset.column_names}
+    columns = [column for column in ("pos_tags", "chunk_tags") if column in names] + ["ner_tags"]
+    documents = dataset["document_id"] if "document_id" in dataset.column_names else [-1] * len(dataset)
+    lines, previous = [], None
+    for row, document in zip(dataset, documents):
+        if document == -1 or document != previous:
+            lines += ["-DOCSTART- -X- -X- O" if len(columns) == 3 else "-DOCSTART- O", ""]
+        previous = document
+        for position, token in enumerate(row["tokens"]):
+            lines.append(" ".join([token] + [names[column][row[column][position]] for column in columns]))
+        lines.append("")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def write_squad(dataset: Dataset, path: str | os.PathLike, version: int = 1) -> Path:
+    """One QA split → a SQuAD JSON file (articles → paragraphs → questions, in row order) that
+    :func:`read_squad` reads back; ``version=2`` marks questions without answers ``is_impossible``."""
+    articles: dict[str, dict[str, list]] = {}
+    for row in dataset:
+        question = {"id": row["id"], "question": row["question"],
+                    "answers": [{"text": text, "answer_start": start}
+                                for text, start in zip(row["answers"]["text"], row["answers"]["answer_start"])]}
+        if version == 2:
+            question["is_impossible"] = not question["answers"]
+        articles.setdefault(row["title"], {}).setdefault(row["context"], []).append(question)
+    content = {"version": "v2.0" if version == 2 else "1.1",
+               "data": [{"title": title, "paragraphs": [{"context": context, "qas": questions}
+                                                        for context, questions in paragraphs.items()]}
+                        for title, paragraphs in articles.items()]}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
+    return path
 
 
 # -- tiny sample and subsets ------------------------------------------------------------------------

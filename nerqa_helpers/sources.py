@@ -2,8 +2,8 @@
 
 Which data a run uses is one rule, :func:`choose_data_source`, and every face (command line,
 notebooks, experiments, benchmark) loads through :func:`load_task_data`: ``$NERQA_TINY=1`` → the
-tiny sample; a data folder (``data_dir`` / ``$NERQA_DATA_DIR``) → local files; else the Hugging Face
-hub when it answers (kept in the usual Hugging Face datasets cache, so offline runs find it); else
+tiny sample; a data folder (``data_dir`` / ``$NERQA_DATA_DIR``) → local files; else ``data/`` at the
+top of the repository when it is filled → local files; else the Hugging Face hub when it answers (kept in the usual Hugging Face datasets cache, so offline runs find it); else
 the tiny sample. Each load prints one line, ``data: <which>, because <why>``.
 
 :func:`load_hub_conll` and :func:`load_hub_squad` give the columns of the local readers in
@@ -19,9 +19,10 @@ from typing import Mapping, NamedTuple
 
 from datasets import Dataset, DatasetDict
 
-from .data import (CONLL_SPLITS, DATA_DIR_VARIABLE, NER_LABELS, SQUAD_FEATURES, SQUAD_SPLITS, DataFormatError,
-                   find_data_dir, load_conll, load_squad, load_tiny, ner_features, require_data_dir, subset,
-                   tiny_data_dir)
+from .base import NER_LABELS
+from .data import (CONLL_SPLITS, DATA_DIR_VARIABLE, DEFAULT_DATA_DIR, SQUAD_FEATURES, SQUAD_SPLITS, DataFormatError,
+                   filled_data_dir, find_data_dir, load_conll, load_squad, load_tiny, ner_features,
+                   require_data_dir, subset, tiny_data_dir, write_conll, write_squad)
 from .context import add_document_context
 from .encoders import hub_reachable as _hub_reachable
 
@@ -68,11 +69,15 @@ def _load_from_hub(repo_id: str, revision: str | None = None) -> DatasetDict:
         raise _hub_error(repo_id, why) from error
 
 
-def _hub_conll_split(dataset: Dataset) -> Dataset:
-    """A hub CoNLL split with the local loader's columns and Features (document_id -1: unknown)."""
+def _check_hub_labels(dataset: Dataset) -> None:
     names = dataset.features["ner_tags"].feature.names
     if names != NER_LABELS:
         raise DataFormatError(f"{CONLL_HUB_ID}: ner_tags names {names} differ from NER_LABELS {NER_LABELS}")
+
+
+def _hub_conll_split(dataset: Dataset) -> Dataset:
+    """A hub CoNLL split with the local loader's columns and Features (document_id -1: unknown)."""
+    _check_hub_labels(dataset)
     dataset = dataset.add_column("document_id", [-1] * len(dataset))
     features = ner_features()
     return dataset.select_columns(list(features)).cast(features)
@@ -91,6 +96,26 @@ def load_hub_squad(version: int = 1, max_examples=None, seed: int = 0) -> Datase
     raw = _load_from_hub(SQUAD_HUB_IDS[version])
     splits = {split: raw[split].select_columns(list(SQUAD_FEATURES)).cast(SQUAD_FEATURES) for split in SQUAD_SPLITS}
     return subset(DatasetDict(splits), max_examples, seed)
+
+
+def download_data(folder: str | os.PathLike = DEFAULT_DATA_DIR, squad_v2: bool = False) -> list[Path]:
+    """Write the hub's CoNLL-2003 and SQuAD v1.1 (and v2.0 with ``squad_v2``) into ``folder`` in the
+    local-file layout the data rule reads: ``conll2003/{train,validation,test}.txt`` (``token POS
+    chunk NER``, IOB2) and ``squad/{train-v1.1,dev-v1.1}.json`` (``squad_v2/{train-v2.0,dev-v2.0}.json``).
+    Needs the hub (or its cached copy); returns the files written."""
+    folder = Path(folder)
+    conll = _load_from_hub(CONLL_HUB_ID, CONLL_HUB_REVISION)
+    written = []
+    for split in CONLL_SPLITS:
+        _check_hub_labels(conll[split])
+        written.append(write_conll(conll[split], folder / "conll2003" / f"{split}.txt"))
+    for version in (1, 2) if squad_v2 else (1,):
+        squad = _load_from_hub(SQUAD_HUB_IDS[version])
+        names = {1: ("squad", "train-v1.1.json", "dev-v1.1.json"), 2: ("squad_v2", "train-v2.0.json", "dev-v2.0.json")}
+        subfolder, train, validation = names[version]
+        for split, name in (("train", train), ("validation", validation)):
+            written.append(write_squad(squad[split], folder / subfolder / name, version=version))
+    return written
 
 
 # -- the data rule: which data a run uses ------------------------------------------------------------
@@ -134,7 +159,8 @@ def _hub_cached(repo_id: str) -> bool:
 
 def choose_data_source(data_dir: str | os.PathLike | None = None, tiny: bool | None = None) -> DataSource:
     """The data rule, in this order: ``tiny`` (or ``$NERQA_TINY=1``) → the bundled sample; ``data_dir``
-    (or ``$NERQA_DATA_DIR``) → local files; the hub when it answers (offline: when its copy is
+    (or ``$NERQA_DATA_DIR``) → local files; ``data/`` at the top of the repository, when it is filled
+    (``data.filled_data_dir``) → local files; the hub when it answers (offline: when its copy is
     cached) → the hub; otherwise the bundled sample. Arguments come before the environment (a
     ``data_dir`` given here beats ``$NERQA_TINY``); ``tiny=False`` ignores ``$NERQA_TINY``. Loads nothing."""
     if tiny:
@@ -145,7 +171,9 @@ def choose_data_source(data_dir: str | os.PathLike | None = None, tiny: bool | N
     if folder is not None:
         named = "data_dir was given" if data_dir is not None else f"{DATA_DIR_VARIABLE} is set"
         return DataSource("dir", named, folder)
-    unset = f"no data folder was given ({DATA_DIR_VARIABLE} is unset)"
+    if filled_data_dir(DEFAULT_DATA_DIR):
+        return DataSource("dir", f"{DATA_DIR_VARIABLE} is unset and {DEFAULT_DATA_DIR} is filled", DEFAULT_DATA_DIR)
+    unset = f"no data folder was given ({DATA_DIR_VARIABLE} is unset and data/ is not filled)"
     if _offline_mode():
         if _hub_cached(CONLL_HUB_ID) and _hub_cached(SQUAD_HUB_IDS[1]):
             return DataSource("hub", f"{unset} and the hub's datasets are in the local cache (HF_HUB_OFFLINE is set)")

@@ -18,6 +18,14 @@ TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2
 """A random BERT small enough that a training step takes milliseconds on one CPU thread."""
 
 
+@pytest.fixture(autouse=True)
+def no_filled_data_folder(monkeypatch, tmp_path_factory):
+    """The data rule sees an empty ``data/``, so a filled one in this checkout changes no test."""
+    from nerqa_helpers import sources
+
+    monkeypatch.setattr(sources, "DEFAULT_DATA_DIR", tmp_path_factory.getbasetemp() / "no-data-folder")
+
+
 @pytest.fixture(scope="session")
 def load_script():
     """``load_script(path, name)`` imports the script at ``path`` (e.g. ``benchmarks/bench.py``, not a

@@ -328,3 +328,24 @@ def test_make_run_picks_its_preset_by_the_data_rule(monkeypatch, capsys, tmp_pat
     folder = str(tmp_path) if give_folder else None
     assert nerqa(capsys, "run", *(["--data-dir", folder] if folder else [])).code == 0
     assert (chosen["preset"], chosen["data_dir"]) == (preset, folder)
+
+
+def test_make_run_trains_on_a_filled_data_folder(monkeypatch, capsys, tmp_path):
+    """``data/`` filled and NERQA_DATA_DIR unset: ``make run`` trains the small preset on its files."""
+    import shutil
+
+    from nerqa_helpers import cli, data, sources
+
+    folder = tmp_path / "data"
+    shutil.copytree(data.tiny_data_dir() / "conll", folder / "conll2003")
+    shutil.copytree(data.tiny_data_dir() / "squad", folder / "squad")
+    monkeypatch.setattr(sources, "DEFAULT_DATA_DIR", folder)
+    monkeypatch.setattr(sources, "_hub_reachable", lambda: pytest.fail("the hub must not be asked"))
+    monkeypatch.delenv("NERQA_DATA_DIR", raising=False)
+    monkeypatch.setenv("NERQA_TINY", "0")
+    chosen = {}
+    monkeypatch.setattr(cli, "command_train", lambda args: chosen.update(preset=args.preset, data_dir=args.data_dir)
+                        or {"train_seconds": 0.0})
+    monkeypatch.setattr(cli, "command_predict", lambda args: None)
+    assert nerqa(capsys, "run").code == 0
+    assert chosen == {"preset": "small", "data_dir": str(folder)}

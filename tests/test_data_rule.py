@@ -214,3 +214,64 @@ def test_files_named_one_by_one_win(hub, capsys):
     conll = data.tiny_data_dir() / "conll" / "validation.txt"
     ner, qa, source = sources.load_task_data(files={"ner": {"validation": conll}, "qa": {}})
     assert list(ner) == ["validation"] and qa is None and "files named" in only_line(capsys)
+
+
+# -- data/ at the top level, and filling it from the hub ---------------------------------------------
+def test_hub_conll_written_as_local_files_reads_back_the_same(tmp_path):
+    raw = hub_conll()["train"]
+    path = data.write_conll(raw, tmp_path / "train.txt")
+    lines = path.read_text().splitlines()
+    assert lines[:3] == ["-DOCSTART- -X- -X- O", "", "EU NNP B-NP B-ORG"]  # the hub's POS, chunk and IOB2 tags
+    local = data.read_conll(path)
+    from_hub = sources._hub_conll_split(raw)
+    assert local["tokens"] == from_hub["tokens"] and local["ner_tags"] == from_hub["ner_tags"]
+    assert local.features == from_hub.features
+    assert local["document_id"] == [0, 1]  # no document boundaries on the hub: each sentence its own
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_hub_squad_written_as_local_files_reads_back_the_same(tmp_path, version):
+    raw = hub_squad(version)["train"]
+    local = data.read_squad(data.write_squad(raw, tmp_path / "train.json", version=version))
+    from_hub = raw.cast(data.SQUAD_FEATURES)
+    assert local.to_list() == from_hub.to_list()
+
+
+def test_download_fills_a_folder_that_the_rule_then_uses(hub, monkeypatch, tmp_path, capsys):
+    folder = tmp_path / "data"
+    monkeypatch.setattr(sources, "DEFAULT_DATA_DIR", folder)
+    assert not data.filled_data_dir(folder) and sources.choose_data_source().kind == "hub"
+    written = sources.download_data(folder)
+    assert [path.relative_to(folder).as_posix() for path in written] == [
+        "conll2003/train.txt", "conll2003/validation.txt", "conll2003/test.txt",
+        "squad/train-v1.1.json", "squad/dev-v1.1.json"]
+    chosen = sources.choose_data_source()
+    assert chosen == sources.DataSource("dir", f"NERQA_DATA_DIR is unset and {folder} is filled", folder)
+    hub.clear()
+    ner, qa, source = sources.load_task_data()
+    assert hub == [] and f"local files in {folder}" in source
+    assert ner["test"]["tokens"] == hub_conll()["test"]["tokens"]
+    assert qa["validation"]["answers"] == hub_squad(1)["validation"]["answers"]
+
+
+def test_a_given_folder_beats_data_and_a_partly_filled_data_is_not_used(hub, monkeypatch, tmp_path):
+    folder = tmp_path / "data"
+    monkeypatch.setattr(sources, "DEFAULT_DATA_DIR", folder)
+    sources.download_data(folder)
+    monkeypatch.setenv("NERQA_DATA_DIR", str(data.tiny_data_dir()))
+    assert sources.choose_data_source().folder == data.tiny_data_dir()
+    monkeypatch.delenv("NERQA_DATA_DIR")
+    (folder / "squad" / "dev-v1.1.json").unlink()
+    chosen = sources.choose_data_source()
+    assert chosen.kind == "hub" and "data/ is not filled" in chosen.reason
+
+
+def test_nerqa_data_download_writes_the_layout(hub, tmp_path, capsys):
+    from nerqa_helpers import cli
+
+    assert cli.main(["data", "download", "--out", str(tmp_path), "--squad-v2"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 7 and all(line.startswith("wrote ") for line in printed)
+    assert data.filled_data_dir(tmp_path)
+    v2 = data.load_squad(tmp_path, version=2)
+    assert v2["train"][1]["answers"] == {"text": [], "answer_start": []}
