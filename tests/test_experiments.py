@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nerqa_helpers import experiments
-from nerqa_helpers.experiments import config as sweep_config, report, runner, stats
+from nerqa_helpers.experiments import config as sweep_config, records, report, runner, stats
 
 TINY_CONFIG = Path(__file__).parents[1] / "experiments" / "tiny.json"
 CPU_CONFIG = TINY_CONFIG.with_name("cpu.json")
@@ -377,7 +377,7 @@ def test_seconds_from_two_machines_are_reported_apart():
     assert "AMD EPYC, AVX2 (95–101 GFLOP/s in a float32 matrix product): 2 runs (lora)" in text
     assert "a machine not recorded: 1 run (shared)" in text
     assert report.machines_text(runs[1:]) == ""  # one machine: nothing to warn about
-    assert runner.machine_of({"device": "NVIDIA H200", "cpu": "x"}) == "NVIDIA H200"
+    assert records.machine_of({"device": "NVIDIA H200", "cpu": "x"}) == "NVIDIA H200"
 
 
 def test_the_bf16_study_is_the_cpu_study_in_another_precision_and_refuses_emulated_bf16(tmp_path, monkeypatch):

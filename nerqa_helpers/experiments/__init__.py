@@ -13,6 +13,8 @@ The modules, in the order a sweep uses them:
 - :mod:`.config`: the sweep config (defaults, checks, the step budget) and its tokenized data;
 - :mod:`.runner`: one (method, seed) trained and measured (scores, seconds, memory, latency), and
   the sweep that runs every pending one;
+- :mod:`.records`: what a run record holds (measurements, code, machine) and where it lives;
+- :mod:`.outcomes`: the finished runs' comparisons, their outcomes and Holm's adjustment;
 - :mod:`.stats`: means, standard deviations and confidence intervals over seeds (``scipy.stats``);
 - :mod:`.report`: the Markdown report and the notebook table (:func:`results_frame`);
 - :mod:`.questions`: the study's questions, one report each with a conclusion drawn from its

@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import METRICS
 from .outcomes import compare, family, load_runs, markdown_table, outcome, seed_scores
-from .runner import busy_runs, runs_by_machine
+from .records import busy_runs, runs_by_machine
 from .stats import mean_std
 
 

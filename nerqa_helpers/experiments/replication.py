@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import METRICS
 from .outcomes import compare, comparisons, load_runs, markdown_table, outcome
-from .runner import runs_by_machine
+from .records import runs_by_machine
 
 OUTCOMES = {"gain": "gain", "loss": "loss", "none": "no difference shown", "open": "not enough runs"}
 

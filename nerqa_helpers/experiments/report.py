@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 
 from .config import is_joint, method_tasks, planned_batches
-from .config import find_method, method_seeds
+from .config import method_seeds
 from .outcomes import family, load_runs, markdown_table
 from .questions import budget_note, floor_text, verdict, write_questions
 from .replication import replication_text
-from .runner import busy_runs, runs_by_machine
+from .records import busy_runs, runs_by_machine
 from .stats import conflict_by_layer, summarize
 
 
